@@ -1,0 +1,47 @@
+"""Composition root: config + SOPS secrets → settings → Proxmox → Talos → GitOps → outputs."""
+
+import os
+
+import pulumi
+
+from cluster import TalosCluster, TalosClusterArgs
+from infra import ProxmoxInfra, ProxmoxInfraArgs
+from settings import (
+    NAMESPACE,
+    TOP_LEVEL_KEYS,
+    ConfigError,
+    decrypt_secrets_file,
+    parse_settings,
+    secret_values,
+)
+
+config = pulumi.Config(NAMESPACE)
+try:
+    settings = parse_settings(
+        {key: config.get_object(key) for key in TOP_LEVEL_KEYS if config.get(key) is not None},
+        os.environ,
+    )
+    secrets = secret_values(decrypt_secrets_file(settings.secrets_file), settings)
+except ConfigError as error:
+    # One clean message, no traceback, and nothing registered.
+    raise pulumi.RunError(str(error)) from None
+
+infra = ProxmoxInfra(
+    "proxmox", ProxmoxInfraArgs(settings=settings, api_token=secrets.proxmox_api_token)
+)
+cluster = TalosCluster(
+    "talos",
+    TalosClusterArgs(
+        settings=settings,
+        installer_image=infra.installer_image,
+        dhcp_addresses=infra.dhcp_addresses,
+    ),
+)
+
+pulumi.export("vmIds", infra.vm_ids)
+pulumi.export("nodeIps", {node.name: str(node.ip) for node in settings.nodes})
+pulumi.export("controlPlaneIps", [str(node.ip) for node in settings.controlplanes])
+pulumi.export("schematicId", infra.schematic_id)
+pulumi.export("installerImage", infra.installer_image)
+pulumi.export("talosconfig", pulumi.Output.secret(cluster.talosconfig))
+pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))

@@ -1,0 +1,140 @@
+"""TalosCluster: machine secrets, per-node config apply, one bootstrap, health, kubeconfig."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumiverse_talos as talos
+
+from cluster.patches import node_patches, render
+from settings import Settings
+
+
+@dataclass(frozen=True)
+class TalosClusterArgs:
+    settings: Settings
+    installer_image: pulumi.Output[str]
+    # Where each node answers before its config is applied: the address DHCP gave its VM.
+    dhcp_addresses: Mapping[str, pulumi.Output[str]]
+
+
+class TalosCluster(pulumi.ComponentResource):
+    talosconfig: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("homelab:cluster:TalosCluster", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+
+        secrets = talos.machine.Secrets(
+            "machine-secrets",
+            talos_version=settings.cluster.talos_version,
+            # The cluster's CA and tokens are made once; a Talos upgrade must never rotate them.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["talosVersion"]),
+        )
+        client_configuration = _client_configuration(secrets)
+        machine_configurations = {
+            role: pulumi.Output.secret(
+                talos.machine.get_configuration_output(
+                    cluster_name=settings.cluster.name,
+                    cluster_endpoint=settings.api_endpoint,
+                    machine_type=role.value,
+                    machine_secrets=secrets.machine_secrets,  # type: ignore[arg-type]  # same shape
+                    talos_version=settings.cluster.talos_version,
+                    kubernetes_version=_kubernetes_version(settings),
+                    docs=False,
+                    examples=False,
+                    opts=invoke,
+                ).machine_configuration
+            )
+            for role in sorted({node.role for node in settings.nodes})
+        }
+
+        applies: dict[str, talos.machine.ConfigurationApply] = {}
+        for node in settings.nodes:
+            dhcp_address = args.dhcp_addresses[node.name]
+            patches = args.installer_image.apply(
+                lambda image, node=node: render(node_patches(settings, node, image))
+            )
+            applies[node.name] = talos.machine.ConfigurationApply(
+                f"{node.name}-config",
+                client_configuration=client_configuration,
+                machine_configuration_input=machine_configurations[node.role],
+                node=dhcp_address,
+                endpoint=dhcp_address,
+                config_patches=patches,
+                opts=child,
+            )
+
+        first = settings.bootstrap_node
+        bootstrap = talos.machine.Bootstrap(
+            "bootstrap",
+            node=str(first.ip),
+            endpoint=str(first.ip),
+            client_configuration=client_configuration,
+            # The node only answers at its static IP once its config is applied and it rebooted.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[applies[first.name]]),
+        )
+        kubeconfig = talos.cluster.Kubeconfig(
+            "kubeconfig",
+            node=str(first.ip),
+            endpoint=str(first.ip),
+            client_configuration=client_configuration,
+            # Kubernetes certificates exist only after etcd is bootstrapped.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
+        )
+        controlplane_ips = [str(node.ip) for node in settings.controlplanes]
+        health = talos.cluster.get_health_output(
+            client_configuration=client_configuration,
+            control_plane_nodes=controlplane_ips,
+            worker_nodes=[str(node.ip) for node in settings.workers],
+            endpoints=controlplane_ips,
+            timeouts={"read": "20m"},
+            # Health means every node is configured and etcd is up: wait for all of it.
+            opts=pulumi.InvokeOutputOptions(
+                parent=self, depends_on=[bootstrap, kubeconfig, *applies.values()]
+            ),
+        )
+        # Consumers of the kubeconfig (the GitOps half) start only once the cluster is healthy.
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(kubeconfig.kubeconfig_raw, health.id).apply(lambda pair: pair[0])
+        )
+        self.talosconfig = pulumi.Output.secret(
+            talos.client.get_configuration_output(
+                cluster_name=settings.cluster.name,
+                client_configuration=client_configuration,
+                endpoints=controlplane_ips,
+                nodes=[str(node.ip) for node in settings.nodes],
+                opts=invoke,
+            ).talos_config
+        )
+        self.register_outputs({"talosconfig": self.talosconfig, "kubeconfig": self.kubeconfig})
+
+
+def _client_configuration(secrets: talos.machine.Secrets) -> pulumi.Output[Any]:
+    """The client certificate as the plain mapping every Talos resource and invoke accepts.
+
+    Each takes its own generated type of the same three fields, hence the Any.
+    """
+    return pulumi.Output.secret(
+        secrets.client_configuration.apply(
+            lambda c: {
+                "ca_certificate": c.ca_certificate,
+                "client_certificate": c.client_certificate,
+                "client_key": c.client_key,
+            }
+        )
+    )
+
+
+def _kubernetes_version(settings: Settings) -> str | None:
+    """Talos takes the bare version number; the config accepts it with or without a leading v."""
+    version = settings.cluster.kubernetes_version
+    return version.removeprefix("v") if version else None

@@ -1,0 +1,1 @@
+"""GitOps half: Flux, its Git source and the layered Kustomizations."""

@@ -1,0 +1,103 @@
+"""ProxmoxInfra: the Talos image from Image Factory, its ISO on every Proxmox node used, one VM per node."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_proxmoxve as proxmoxve
+import pulumiverse_talos as talos
+
+from infra.image import ARCHITECTURE, PLATFORM, first_dhcp_ipv4, iso_file_name, schematic_document
+from infra.vm import create_vm
+from settings import Settings
+
+
+@dataclass(frozen=True)
+class ProxmoxInfraArgs:
+    settings: Settings
+    api_token: pulumi.Output[str]
+
+
+class ProxmoxInfra(pulumi.ComponentResource):
+    schematic_id: pulumi.Output[str]
+    installer_image: pulumi.Output[str]
+    vm_ids: dict[str, pulumi.Output[int]]
+    dhcp_addresses: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: ProxmoxInfraArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("homelab:infra:ProxmoxInfra", name, None, opts)
+        settings = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+
+        provider = proxmoxve.Provider(
+            "proxmox",
+            endpoint=settings.proxmox.endpoint,
+            api_token=args.api_token,
+            insecure=settings.proxmox.insecure,
+            opts=child,
+        )
+        on_proxmox = pulumi.ResourceOptions(parent=self, provider=provider)
+
+        self.schematic_id = self._schematic_id(settings, child)
+        urls = talos.imagefactory.get_urls_output(
+            talos_version=settings.cluster.talos_version,
+            schematic_id=self.schematic_id,
+            platform=PLATFORM,
+            architecture=ARCHITECTURE,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        ).urls
+        secure_boot = settings.features.secure_boot
+        self.installer_image = urls.apply(
+            lambda u: u.installer_secureboot if secure_boot else u.installer
+        )
+        iso_url = urls.apply(lambda u: u.iso_secureboot if secure_boot else u.iso)
+        file_name = self.schematic_id.apply(
+            lambda schematic: iso_file_name(settings.cluster.talos_version, schematic, secure_boot)
+        )
+
+        iso_ids: dict[str, pulumi.Output[str]] = {}
+        for proxmox_node in settings.proxmox_nodes:
+            iso = proxmoxve.download.File(
+                f"talos-iso-{proxmox_node}",
+                node_name=proxmox_node,
+                datastore_id=settings.proxmox.iso_datastore,
+                content_type="iso",
+                url=iso_url,
+                file_name=file_name,
+                # A file left from an earlier stack (see retain_on_delete) is taken over, not an error.
+                overwrite_unmanaged=True,
+                # VMs keep referencing the ISO they were created with (cdrom changes are ignored),
+                # so an upgrade must not delete it from under them.
+                opts=pulumi.ResourceOptions.merge(
+                    on_proxmox, pulumi.ResourceOptions(retain_on_delete=True)
+                ),
+            )
+            iso_ids[proxmox_node] = iso.id
+
+        self.vm_ids = {}
+        self.dhcp_addresses = {}
+        for node in settings.nodes:
+            vm = create_vm(settings, node, iso_ids[node.proxmox_node], on_proxmox)
+            self.vm_ids[node.name] = vm.vm_id
+            self.dhcp_addresses[node.name] = vm.ipv4_addresses.apply(
+                lambda addresses, name=node.name: first_dhcp_ipv4(name, addresses)
+            )
+
+        self.register_outputs(
+            {
+                "schematicId": self.schematic_id,
+                "installerImage": self.installer_image,
+                "vmIds": self.vm_ids,
+            }
+        )
+
+    def _schematic_id(self, settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+        if settings.image.schematic_id:
+            return pulumi.Output.from_input(settings.image.schematic_id)
+        schematic = talos.imagefactory.Schematic(
+            "talos-schematic", schematic=schematic_document(settings.image.extensions), opts=opts
+        )
+        return schematic.id

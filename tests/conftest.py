@@ -1,0 +1,105 @@
+"""Fixtures: the committed stack config, a stub `sops` on PATH, a secrets file, program runs."""
+
+from __future__ import annotations
+
+import copy
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import PROJECT_ROOT, ProgramRun, run_program
+
+PROXMOX_TOKEN = "pulumi@pve!homelab=0b9c2a6e-3f5d-4c1e-9a77-5d2f8e1c4b60"
+CLUSTER_SECRETS = {
+    "DIGITALOCEAN_TOKEN": "dop_v1_test_token_value",
+    "GRAFANA_ADMIN_PASSWORD": "test-grafana-password",
+    "PUSHOVER_API_TOKEN": "test-pushover-api-token",
+    "PUSHOVER_USER_KEY": "test-pushover-user-key",
+}
+STUB_SOPS = """#!{python}
+# Test stand-in for sops: "decrypts" a plain YAML file; a file saying FAIL fails like sops does.
+import json, sys, yaml
+path = sys.argv[-1]
+text = open(path).read()
+if "FAIL" in text:
+    sys.stderr.write("Failed to get the data key required to decrypt the SOPS file.\\n")
+    sys.exit(128)
+print(json.dumps(yaml.safe_load(text)))
+"""
+
+
+def committed_config() -> dict[str, Any]:
+    """The `homelab:` config of Pulumi.homelab.yaml, keys without the namespace."""
+    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.homelab.yaml").read_text())
+    return {key.split(":", 1)[1]: value for key, value in document["config"].items()}
+
+
+def ha_config() -> dict[str, Any]:
+    """3 control planes behind a VIP + 2 workers, spread over two Proxmox nodes."""
+    config = copy.deepcopy(committed_config())
+    config["network"]["vip"] = "192.168.20.99"
+    base = config["nodes"][0]
+    config["nodes"] = [
+        {**base, "name": f"talos-cp-{i}", "ip": f"192.168.20.10{i}", "mac": f"BC:24:11:CA:FE:0{i}"}
+        for i in (1, 2, 3)
+    ] + [
+        {
+            **base,
+            "name": f"talos-worker-{i}",
+            "role": "worker",
+            "ip": f"192.168.20.11{i}",
+            "mac": f"BC:24:11:CA:FE:1{i}",
+            "proxmoxNode": "pve2",
+            "memory": 8192,
+        }
+        for i in (1, 2)
+    ]
+    return config
+
+
+def secrets_document() -> dict[str, Any]:
+    return {"proxmox": {"apiToken": PROXMOX_TOKEN}, "clusterSecrets": dict(CLUSTER_SECRETS)}
+
+
+@pytest.fixture
+def stub_sops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sops = bin_dir / "sops"
+    sops.write_text(STUB_SOPS.format(python=sys.executable))
+    sops.chmod(sops.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return sops
+
+
+@pytest.fixture
+def secrets_file(tmp_path: Path) -> Path:
+    path = tmp_path / "secrets.enc.yaml"
+    path.write_text(yaml.safe_dump(secrets_document()))
+    return path
+
+
+@pytest.fixture
+def age_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "age-key.txt"
+    path.write_text("# public key: age1testtesttest\nAGE-SECRET-KEY-1TESTONLYNOTAREALKEY\n")
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(path))
+    return path
+
+
+@pytest.fixture
+def program(
+    stub_sops: Path, secrets_file: Path, age_key: Path
+) -> Iterator[Callable[[dict[str, Any]], ProgramRun]]:
+    """Run the program with a config (its secretsFile pointed at the test's secrets file)."""
+
+    def run(config: dict[str, Any]) -> ProgramRun:
+        return run_program({**config, "secretsFile": str(secrets_file)})
+
+    yield run

@@ -1,0 +1,268 @@
+"""Run the whole Pulumi program under mocks and record what it registered, with every option.
+
+The stock MockMonitor hands mocks only type, name and inputs; the recording monitor keeps the
+rest of each registration (parent, dependencies, ignore_changes, retain_on_delete, the raw inputs
+with their secret markers) so tests can assert on the graph the engine would see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.settings import reset_options
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SECRET_SIG = rpc._special_sig_key
+SECRET_VALUE = rpc._special_secret_sig
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    urn: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    raw_inputs: dict[str, Any]
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    ignore_changes: list[str]
+    retain_on_delete: bool
+    provider: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Invocation:
+    token: str
+    args: dict[str, Any]
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    def __init__(self, mock: mocks.Mocks) -> None:
+        super().__init__(mock)
+        self.registrations: list[Registration] = []
+        self.invocations: list[Invocation] = []
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        registration = Registration(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent,
+            custom=request.custom,
+            inputs=rpc.deserialize_properties(request.object),
+            raw_inputs=json_format.MessageToDict(request.object),
+            dependencies=list(request.dependencies),
+            property_dependencies={
+                key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+            },
+            ignore_changes=list(request.ignoreChanges),
+            retain_on_delete=request.retainOnDelete,
+            provider=request.provider,
+            state=self.resources[response.urn].state,
+        )
+        with self._lock:
+            self.registrations.append(registration)
+        return response
+
+    def Invoke(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+        with self._lock:
+            self.invocations.append(
+                Invocation(token=request.tok, args=rpc.deserialize_properties(request.args))
+            )
+        return super().Invoke(request)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
+
+
+class HomelabMocks(mocks.Mocks):
+    """Deterministic stand-ins for what the providers would return."""
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        kind = args.typ
+        if kind == "proxmoxve:index/vmLegacy:VmLegacy":
+            vm_id = inputs.get("vmId") or 100 + int(_digest(args.name), 16) % 900
+            last_octet = int(inputs["networkDevices"][0]["macAddress"][-2:], 16)
+            addresses = [["127.0.0.1"], [f"10.99.0.{last_octet}"]]
+            return str(vm_id), {**inputs, "vmId": vm_id, "ipv4Addresses": addresses}
+        if kind == "proxmoxve:download/file:File":
+            return f"{inputs['datastoreId']}:iso/{inputs['fileName']}", inputs
+        if kind == "talos:imageFactory/schematic:Schematic":
+            return _digest(inputs["schematic"]), inputs
+        if kind == "talos:machine/secrets:Secrets":
+            return "machine-secrets", {**inputs, **_fake_machine_secrets()}
+        if kind == "talos:cluster/kubeconfig:Kubeconfig":
+            return "kubeconfig", {**inputs, "kubeconfigRaw": "apiVersion: v1\nkind: Config\n"}
+        if kind == "tls:index/privateKey:PrivateKey":
+            key = _digest(args.name)
+            return args.name, {
+                **inputs,
+                "privateKeyOpenssh": f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key}\n",
+                "publicKeyOpenssh": f"ssh-ed25519 {key[:40]}\n",
+            }
+        return f"{args.name}-id", inputs
+
+    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:
+        given = dict(args.args)
+        if args.token == "talos:imageFactory/getUrls:getUrls":
+            schematic, version = given["schematicId"], given["talosVersion"]
+            image = f"https://factory.talos.dev/image/{schematic}/{version}"
+            return {
+                **given,
+                "urls": {
+                    "diskImage": f"{image}/metal-amd64.raw.zst",
+                    "diskImageSecureboot": f"{image}/metal-amd64-secureboot.raw.zst",
+                    "initramfs": f"{image}/initramfs-amd64.xz",
+                    "installer": f"factory.talos.dev/metal-installer/{schematic}:{version}",
+                    "installerSecureboot": (
+                        f"factory.talos.dev/metal-installer-secureboot/{schematic}:{version}"
+                    ),
+                    "iso": f"{image}/metal-amd64.iso",
+                    "isoSecureboot": f"{image}/metal-amd64-secureboot.iso",
+                    "kernel": f"{image}/kernel-amd64",
+                    "kernelCommandLine": f"{image}/cmdline-metal-amd64",
+                    "pxe": f"https://pxe.factory.talos.dev/pxe/{schematic}/{version}/metal-amd64",
+                    "uki": f"{image}/metal-amd64-secureboot-uki.efi",
+                },
+            }
+        if args.token == "talos:machine/getConfiguration:getConfiguration":
+            role, name = given["machineType"], given["clusterName"]
+            return {**given, "machineConfiguration": f"version: v1alpha1\n# {role} of {name}\n"}
+        if args.token == "talos:client/getConfiguration:getConfiguration":
+            return {**given, "talosConfig": f"context: {given['clusterName']}\n"}
+        return {**given, "id": args.token}
+
+
+def _fake_machine_secrets() -> dict[str, Any]:
+    pair = {"cert": "Y2VydA==", "key": "a2V5"}
+    return {
+        "clientConfiguration": {
+            "caCertificate": "Y2E=",
+            "clientCertificate": "Y2xpZW50",
+            "clientKey": "a2V5",
+        },
+        "machineSecrets": {
+            "certs": {
+                "etcd": pair,
+                "k8s": pair,
+                "k8sAggregator": pair,
+                "k8sServiceaccount": {"key": "a2V5"},
+                "os": pair,
+            },
+            "cluster": {"id": "cluster-id", "secret": "cluster-secret"},
+            "secrets": {"bootstrapToken": "abc.def", "secretboxEncryptionSecret": "c2Vj"},
+            "trustdinfo": {"token": "trustd.token"},
+        },
+    }
+
+
+@dataclass
+class ProgramRun:
+    registrations: list[Registration]
+    invocations: list[Invocation]
+    outputs: dict[str, Any]
+    secret_outputs: set[str]
+
+    def of_type(self, kind: str) -> list[Registration]:
+        return [r for r in self.registrations if r.type == kind]
+
+    def one(self, kind: str, name: str) -> Registration:
+        matches = [r for r in self.of_type(kind) if r.name == name]
+        assert len(matches) == 1, f"expected one {kind} named {name}, found {len(matches)}"
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.registrations if r.urn == urn)
+
+    def invoked(self, token: str) -> list[Invocation]:
+        return [i for i in self.invocations if i.token == token]
+
+    def all_dependencies(self, registration: Registration) -> set[str]:
+        """URNs a resource waits for: explicit depends_on plus every input's dependencies."""
+        direct = set(registration.dependencies)
+        for urns in registration.property_dependencies.values():
+            direct.update(urns)
+        return direct
+
+    def waits_for(self, later: Registration, earlier: Registration) -> bool:
+        """True when `later` transitively depends on `earlier`."""
+        seen: set[str] = set()
+        stack = list(self.all_dependencies(later))
+        while stack:
+            urn = stack.pop()
+            if urn == earlier.urn:
+                return True
+            if urn in seen:
+                continue
+            seen.add(urn)
+            known = [r for r in self.registrations if r.urn == urn]
+            for registration in known:
+                stack.extend(self.all_dependencies(registration))
+                # A component's dependency stands for all of its children.
+                stack.extend(r.urn for r in self.registrations if r.parent == urn)
+        return False
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string in raw (serialized) inputs that is NOT inside a secret wrapper."""
+    if isinstance(value, Mapping):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            return
+        for item in value.values():
+            yield from plain_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from plain_strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def run_program(config: Mapping[str, Any], preview: bool = False) -> ProgramRun:
+    """Evaluate __main__.py with the given `homelab:` config; raises what the program raises."""
+    reset_options()
+    monitor = RecordingMonitor(HomelabMocks())
+    mocks.set_mocks(
+        HomelabMocks(), project="homelab", stack="homelab", preview=preview, monitor=monitor
+    )
+    pulumi.runtime.set_all_config(
+        {f"homelab:{key}": json.dumps(value) for key, value in config.items()}
+    )
+
+    def program() -> None:
+        runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program))
+    root = pulumi.runtime.settings.get_root_resource()
+    raw_outputs = {
+        name: pulumi.Output.from_input(value)
+        for name, value in getattr(root, "outputs", {}).items()
+    }
+    outputs = {name: _sync_await(out.future()) for name, out in raw_outputs.items()}
+    secret_outputs = {name for name, out in raw_outputs.items() if _sync_await(out.is_secret())}
+    return ProgramRun(
+        registrations=list(monitor.registrations),
+        invocations=list(monitor.invocations),
+        outputs=outputs,
+        secret_outputs=secret_outputs,
+    )
