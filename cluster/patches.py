@@ -1,7 +1,7 @@
 """Talos machine-config patches for one node, as plain data. Pure: no Pulumi, unit-tested directly.
 
-Everything that has a multi-document form (Talos >= 1.12) uses it; the v1alpha1 document carries only
-what has no document of its own (install, kubelet, scheduling, discovery).
+Everything that has a multi-document form (Talos >= 1.12) uses it; the v1alpha1 document carries
+only what has no document of its own in 1.12 and 1.13 (install, kubelet, scheduling, discovery).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def machine_patch(settings: Settings, node: Node, installer_image: str) -> Docum
             "install": {"disk": settings.cluster.install_disk, "image": installer_image},
             "kubelet": {
                 "defaultRuntimeSeccompProfileEnabled": True,
-                # Pin the node IP to the node subnet so kubelet never picks the VIP or a pod address.
+                # Pin the node IP to the node subnet: kubelet must never pick the VIP.
                 "nodeIP": {"validSubnets": [str(settings.network.cidr)]},
             },
         },
@@ -104,7 +104,7 @@ def layer2_vip_config(settings: Settings) -> Document:
 
 
 def encrypted_volume_configs(settings: Settings) -> list[Document]:
-    """LUKS2 sealed to the TPM; EPHEMERAL is also locked to STATE so a swapped STATE cannot unlock it."""
+    """LUKS2 sealed to the TPM; EPHEMERAL also locked to STATE so a new STATE cannot unlock it."""
     tpm = {"checkSecurebootStatusOnEnroll": settings.features.secure_boot}
 
     def volume(name: str, key: Document) -> Document:

@@ -1,4 +1,4 @@
-"""ProxmoxInfra: the Talos image from Image Factory, its ISO on every Proxmox node used, one VM per node."""
+"""ProxmoxInfra: Talos image from Image Factory, its ISO on each Proxmox node, a VM per node."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class ProxmoxInfra(pulumi.ComponentResource):
                 content_type="iso",
                 url=iso_url,
                 file_name=file_name,
-                # A file left from an earlier stack (see retain_on_delete) is taken over, not an error.
+                # A file left by an earlier stack (see retain_on_delete) is taken over, no error.
                 overwrite_unmanaged=True,
                 # VMs keep referencing the ISO they were created with (cdrom changes are ignored),
                 # so an upgrade must not delete it from under them.

@@ -18,7 +18,7 @@ def schematic_document(extensions: tuple[str, ...]) -> str:
 
 
 def iso_file_name(talos_version: str, schematic_id: str, secure_boot: bool) -> str:
-    """Version and schematic in the name, so an upgrade downloads a new file beside the running one."""
+    """Version and schematic in the name: an upgrade downloads a new file beside the running one."""
     flavour = "secureboot" if secure_boot else "metal"
     return f"talos-{talos_version}-{schematic_id[:12]}-{flavour}-{ARCHITECTURE}.iso"
 

@@ -1,4 +1,4 @@
-"""Stack config + SOPS secrets → one validated Settings object (and the secrets, as Pulumi secrets)."""
+"""Stack config + SOPS secrets → one validated Settings object; the secrets as Pulumi secrets."""
 
 from settings.errors import ConfigError
 from settings.model import (

@@ -92,7 +92,7 @@ class GitOpsSettings:
 
 @dataclass(frozen=True)
 class SecretValues:
-    """Decrypted secrets, each already wrapped as a Pulumi secret: no plain copy leaves the loader."""
+    """Decrypted secrets, each wrapped as a Pulumi secret: no plain copy leaves the loader."""
 
     proxmox_api_token: pulumi.Output[str]
     cluster_secrets: pulumi.Output[dict[str, str]]
@@ -143,7 +143,7 @@ class Settings:
 
     @property
     def flux_settings(self) -> dict[str, str]:
-        """Every cluster-settings value Flux substitutes into kubernetes/: the user's and derived."""
+        """Every cluster-settings value Flux substitutes into kubernetes/: user-set and derived."""
         derived = {
             "API_ADDRESS": self.api_host,
             "CLUSTER_NAME": self.cluster.name,

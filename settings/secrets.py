@@ -1,4 +1,4 @@
-"""Decrypt the SOPS secrets file with the real `sops` CLI and wrap every value as a Pulumi secret."""
+"""Decrypt the SOPS secrets file with the real `sops` CLI; each value leaves as a Pulumi secret."""
 
 from __future__ import annotations
 

@@ -123,9 +123,11 @@ class HomelabMocks(mocks.Mocks):
             }
         return f"{args.name}-id", inputs
 
-    def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:
-        given = dict(args.args)
-        if args.token == "talos:imageFactory/getUrls:getUrls":
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
+        return self._invoke_result(args.token, dict(args.args)), None
+
+    def _invoke_result(self, token: str, given: dict[str, Any]) -> dict[str, Any]:
+        if token == "talos:imageFactory/getUrls:getUrls":
             schematic, version = given["schematicId"], given["talosVersion"]
             image = f"https://factory.talos.dev/image/{schematic}/{version}"
             return {
@@ -146,12 +148,12 @@ class HomelabMocks(mocks.Mocks):
                     "uki": f"{image}/metal-amd64-secureboot-uki.efi",
                 },
             }
-        if args.token == "talos:machine/getConfiguration:getConfiguration":
+        if token == "talos:machine/getConfiguration:getConfiguration":
             role, name = given["machineType"], given["clusterName"]
             return {**given, "machineConfiguration": f"version: v1alpha1\n# {role} of {name}\n"}
-        if args.token == "talos:client/getConfiguration:getConfiguration":
+        if token == "talos:client/getConfiguration:getConfiguration":
             return {**given, "talosConfig": f"context: {given['clusterName']}\n"}
-        return {**given, "id": args.token}
+        return {**given, "id": token}
 
 
 def _fake_machine_secrets() -> dict[str, Any]:
