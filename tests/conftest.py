@@ -96,10 +96,10 @@ def age_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def program(
     stub_sops: Path, secrets_file: Path, age_key: Path
-) -> Iterator[Callable[[dict[str, Any]], ProgramRun]]:
+) -> Iterator[Callable[..., ProgramRun]]:
     """Run the program with a config (its secretsFile pointed at the test's secrets file)."""
 
-    def run(config: dict[str, Any]) -> ProgramRun:
-        return run_program({**config, "secretsFile": str(secrets_file)})
+    def run(config: dict[str, Any], expect_error: bool = False) -> ProgramRun:
+        return run_program({**config, "secretsFile": str(secrets_file)}, expect_error=expect_error)
 
     yield run

@@ -8,6 +8,7 @@ with their secret markers) so tests can assert on the graph the engine would see
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import runpy
 import threading
@@ -42,6 +43,7 @@ class Registration:
     ignore_changes: list[str]
     retain_on_delete: bool
     provider: str
+    seq: int
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,6 +51,7 @@ class Registration:
 class Invocation:
     token: str
     args: dict[str, Any]
+    seq: int
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -57,6 +60,7 @@ class RecordingMonitor(mocks.MockMonitor):
         self.registrations: list[Registration] = []
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
+        self._seq = itertools.count()
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
         response = super().RegisterResource(request)
@@ -68,7 +72,7 @@ class RecordingMonitor(mocks.MockMonitor):
             urn=response.urn,
             parent=request.parent,
             custom=request.custom,
-            inputs=rpc.deserialize_properties(request.object),
+            inputs=unwrap_secrets(rpc.deserialize_properties(request.object)),
             raw_inputs=json_format.MessageToDict(request.object),
             dependencies=list(request.dependencies),
             property_dependencies={
@@ -77,6 +81,7 @@ class RecordingMonitor(mocks.MockMonitor):
             ignore_changes=list(request.ignoreChanges),
             retain_on_delete=request.retainOnDelete,
             provider=request.provider,
+            seq=next(self._seq),
             state=self.resources[response.urn].state,
         )
         with self._lock:
@@ -86,7 +91,11 @@ class RecordingMonitor(mocks.MockMonitor):
     def Invoke(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
         with self._lock:
             self.invocations.append(
-                Invocation(token=request.tok, args=rpc.deserialize_properties(request.args))
+                Invocation(
+                    token=request.tok,
+                    args=rpc.deserialize_properties(request.args),
+                    seq=next(self._seq),
+                )
             )
         return super().Invoke(request)
 
@@ -123,8 +132,8 @@ class HomelabMocks(mocks.Mocks):
             }
         return f"{args.name}-id", inputs
 
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return self._invoke_result(args.token, dict(args.args)), None
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        return self._invoke_result(args.token, dict(args.args)), []
 
     def _invoke_result(self, token: str, given: dict[str, Any]) -> dict[str, Any]:
         if token == "talos:imageFactory/getUrls:getUrls":
@@ -185,6 +194,7 @@ class ProgramRun:
     invocations: list[Invocation]
     outputs: dict[str, Any]
     secret_outputs: set[str]
+    error: BaseException | None = None
 
     def of_type(self, kind: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == kind]
@@ -226,6 +236,17 @@ class ProgramRun:
         return False
 
 
+def unwrap_secrets(value: Any) -> Any:
+    """Inputs as the provider would read them: secret markers removed (raw_inputs keeps them)."""
+    if isinstance(value, Mapping):
+        if value.get(SECRET_SIG) == SECRET_VALUE:
+            return unwrap_secrets(value["value"])
+        return {key: unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap_secrets(item) for item in value]
+    return value
+
+
 def plain_strings(value: Any) -> Iterator[str]:
     """Every string in raw (serialized) inputs that is NOT inside a secret wrapper."""
     if isinstance(value, Mapping):
@@ -240,8 +261,14 @@ def plain_strings(value: Any) -> Iterator[str]:
         yield value
 
 
-def run_program(config: Mapping[str, Any], preview: bool = False) -> ProgramRun:
-    """Evaluate __main__.py with the given `homelab:` config; raises what the program raises."""
+def run_program(
+    config: Mapping[str, Any], preview: bool = False, expect_error: bool = False
+) -> ProgramRun:
+    """Evaluate __main__.py with the given `homelab:` config.
+
+    An error the program raises is re-raised, or with expect_error kept in the result together
+    with whatever was registered before it.
+    """
     reset_options()
     monitor = RecordingMonitor(HomelabMocks())
     mocks.set_mocks(
@@ -254,7 +281,14 @@ def run_program(config: Mapping[str, Any], preview: bool = False) -> ProgramRun:
     def program() -> None:
         runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
 
-    _sync_await(run_pulumi_func(program))
+    try:
+        _sync_await(run_pulumi_func(program))
+    except Exception as error:
+        if not expect_error:
+            raise
+        return ProgramRun(list(monitor.registrations), list(monitor.invocations), {}, set(), error)
+    if expect_error:
+        raise AssertionError("the program was expected to fail but evaluated cleanly")
     root = pulumi.runtime.settings.get_root_resource()
     raw_outputs = {
         name: pulumi.Output.from_input(value)

@@ -1,0 +1,133 @@
+"""The Talos side as registered: config apply, bootstrap, health, kubeconfig, secret outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from tests.conftest import PROXMOX_TOKEN, committed_config, ha_config
+from tests.harness import ProgramRun, plain_strings
+from tests.talos_schemas import TALOS_MINORS, schema_errors
+
+VM = "proxmoxve:index/vmLegacy:VmLegacy"
+APPLY = "talos:machine/configurationApply:ConfigurationApply"
+BOOTSTRAP = "talos:machine/bootstrap:Bootstrap"
+KUBECONFIG = "talos:cluster/kubeconfig:Kubeconfig"
+SECRETS = "talos:machine/secrets:Secrets"
+HEALTH = "talos:cluster/getHealth:getHealth"
+Program = Callable[..., ProgramRun]
+
+
+@pytest.fixture(params=["single-node", "3cp-2w"])
+def run(request: pytest.FixtureRequest, program: Program) -> ProgramRun:
+    return program(committed_config() if request.param == "single-node" else ha_config())
+
+
+def test_config_is_applied_to_the_dhcp_address_each_vm_reports(run: ProgramRun) -> None:
+    vms = run.of_type(VM)
+    assert len(run.of_type(APPLY)) == len(vms)
+    for vm in vms:
+        dhcp = vm.state["ipv4Addresses"][1][0]
+        apply = run.one(APPLY, f"{vm.name}-config")
+        assert (apply.inputs["node"], apply.inputs["endpoint"]) == (dhcp, dhcp)
+        assert run.waits_for(apply, vm)
+
+
+def test_applied_patches_parse_back_per_node(run: ProgramRun) -> None:
+    node_ips = run.outputs["nodeIps"]
+    for apply in run.of_type(APPLY):
+        name = apply.name.removesuffix("-config")
+        documents = [yaml.safe_load(text) for text in apply.inputs["configPatches"]]
+        by_kind = {document.get("kind", "v1alpha1"): document for document in documents}
+        assert by_kind["HostnameConfig"]["hostname"] == name
+        assert by_kind["LinkConfig"]["addresses"] == [{"address": f"{node_ips[name]}/24"}]
+        assert by_kind["LinkConfig"]["routes"] == [{"gateway": "192.168.20.1"}]
+        mac = run.one(VM, name).inputs["networkDevices"][0]["macAddress"].lower()
+        assert mac in by_kind["LinkAliasConfig"]["selector"]["match"]
+        install = by_kind["v1alpha1"]["machine"]["install"]
+        assert install["image"] == run.outputs["installerImage"]
+        for minor in TALOS_MINORS:
+            for document in documents:
+                assert schema_errors(minor, document) == [], (minor, document)
+
+
+def test_vip_is_applied_to_control_planes_only_when_there_are_several(run: ProgramRun) -> None:
+    several = len(run.outputs["controlPlaneIps"]) > 1
+    for apply in run.of_type(APPLY):
+        kinds = [yaml.safe_load(t).get("kind") for t in apply.inputs["configPatches"]]
+        is_controlplane = "-cp-" in apply.name
+        assert ("Layer2VIPConfig" in kinds) == (several and is_controlplane)
+
+
+def test_machine_configuration_matches_the_role(run: ProgramRun) -> None:
+    for apply in run.of_type(APPLY):
+        role = "controlplane" if "-cp-" in apply.name else "worker"
+        assert f"# {role} of homelab" in apply.inputs["machineConfigurationInput"]
+    for invocation in run.invoked("talos:machine/getConfiguration:getConfiguration"):
+        endpoint = "192.168.20.99" if len(run.outputs["controlPlaneIps"]) > 1 else "192.168.20.100"
+        assert invocation.args["clusterName"] == "homelab"
+        assert invocation.args["clusterEndpoint"] == f"https://{endpoint}:6443"
+        assert invocation.args["talosVersion"] == "v1.12.4"
+
+
+def test_bootstrap_once_on_the_first_control_plane_after_its_apply(run: ProgramRun) -> None:
+    (bootstrap,) = run.of_type(BOOTSTRAP)
+    first_ip = run.outputs["nodeIps"]["talos-cp-1"]
+    assert bootstrap.inputs["node"] == bootstrap.inputs["endpoint"] == first_ip
+    assert run.waits_for(bootstrap, run.one(APPLY, "talos-cp-1-config"))
+
+
+def test_kubeconfig_after_bootstrap_and_health_after_every_apply(run: ProgramRun) -> None:
+    (kubeconfig,) = run.of_type(KUBECONFIG)
+    (bootstrap,) = run.of_type(BOOTSTRAP)
+    assert run.waits_for(kubeconfig, bootstrap)
+    assert kubeconfig.inputs["node"] == run.outputs["nodeIps"]["talos-cp-1"]
+    (health,) = run.invoked(HEALTH)
+    last_dependency = max(r.seq for r in [bootstrap, kubeconfig, *run.of_type(APPLY)])
+    assert health.seq > last_dependency
+    assert health.args["controlPlaneNodes"] == run.outputs["controlPlaneIps"]
+    workers = [ip for name, ip in run.outputs["nodeIps"].items() if "worker" in name]
+    assert health.args.get("workerNodes", []) == workers
+
+
+def test_config_applies_do_not_wait_for_each_other(program: Program) -> None:
+    run = program(ha_config())
+    applies = run.of_type(APPLY)
+    for first in applies:
+        assert not any(run.waits_for(first, other) for other in applies if other is not first)
+
+
+def test_machine_secrets_survive_a_talos_upgrade(run: ProgramRun) -> None:
+    (secrets,) = run.of_type(SECRETS)
+    assert secrets.inputs["talosVersion"] == "v1.12.4"
+    assert secrets.ignore_changes == ["talosVersion"]
+
+
+def test_stack_outputs(run: ProgramRun) -> None:
+    assert {"talosconfig", "kubeconfig"} <= run.secret_outputs
+    assert run.outputs["kubeconfig"].startswith("apiVersion: v1")
+    assert run.outputs["talosconfig"].startswith("context: homelab")
+    assert set(run.outputs["vmIds"]) == set(run.outputs["nodeIps"])
+    assert all(isinstance(vm_id, int) for vm_id in run.outputs["vmIds"].values())
+    assert run.outputs["controlPlaneIps"][0] == run.outputs["nodeIps"]["talos-cp-1"]
+
+
+def test_the_api_token_never_appears_in_plain_inputs(run: ProgramRun) -> None:
+    leaks = [
+        r.name
+        for r in run.registrations
+        if any(PROXMOX_TOKEN in s for s in plain_strings(r.raw_inputs))
+    ]
+    assert leaks == []
+    provider = run.one("pulumi:providers:proxmoxve", "proxmox")
+    assert PROXMOX_TOKEN in str(provider.inputs)  # it is there — only ever as a secret
+
+
+def test_machine_configuration_travels_as_a_secret(run: ProgramRun) -> None:
+    for apply in run.of_type(APPLY):
+        assert apply.inputs["machineConfigurationInput"] not in list(
+            plain_strings(apply.raw_inputs)
+        )
+        assert "clientConfiguration" not in str(list(plain_strings(apply.raw_inputs)))
