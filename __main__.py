@@ -5,6 +5,7 @@ import os
 import pulumi
 
 from cluster import TalosCluster, TalosClusterArgs
+from gitops import GitOps, GitOpsArgs
 from infra import ProxmoxInfra, ProxmoxInfraArgs
 from settings import (
     NAMESPACE,
@@ -37,6 +38,9 @@ cluster = TalosCluster(
         dhcp_addresses=infra.dhcp_addresses,
     ),
 )
+gitops = GitOps(
+    "gitops", GitOpsArgs(settings=settings, secrets=secrets, kubeconfig=cluster.kubeconfig)
+)
 
 pulumi.export("vmIds", infra.vm_ids)
 pulumi.export("nodeIps", {node.name: str(node.ip) for node in settings.nodes})
@@ -45,3 +49,5 @@ pulumi.export("schematicId", infra.schematic_id)
 pulumi.export("installerImage", infra.installer_image)
 pulumi.export("talosconfig", pulumi.Output.secret(cluster.talosconfig))
 pulumi.export("kubeconfig", pulumi.Output.secret(cluster.kubeconfig))
+if gitops.deploy_key_public is not None:
+    pulumi.export("deployKeyPublic", gitops.deploy_key_public)

@@ -106,7 +106,30 @@ def secret_values(data: Mapping[str, Any], settings: Settings) -> SecretValues:
         ),
         cluster_secret_keys=tuple(sorted(str(name) for name in cluster_secrets)),
         git_https_token=pulumi.Output.secret(git_token) if git_token else None,
+        age_key=pulumi.Output.secret(read_age_key(settings.gitops.age_key_file)),
     )
+
+
+def read_age_key(path: Path) -> str:
+    """The age identity file Flux gets as `sops-age`; missing or malformed is a ConfigError."""
+    key = "SOPS_AGE_KEY_FILE"
+    if not path.is_file():
+        raise ConfigError(
+            key,
+            str(path),
+            "names no file, so Flux could not decrypt SOPS files in git",
+            "run `age-keygen -o .age-key.txt` (or point SOPS_AGE_KEY_FILE at your key) and "
+            "encrypt the secrets file to its public key",
+        )
+    text = path.read_text()
+    if "AGE-SECRET-KEY-" not in text:
+        raise ConfigError(
+            key,
+            str(path),
+            "holds no age private key (AGE-SECRET-KEY-…)",
+            "point it at the file `age-keygen` wrote",
+        )
+    return text
 
 
 def _missing(file: Path, key: str) -> ConfigError:

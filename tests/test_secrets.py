@@ -23,12 +23,13 @@ def resolved(output: pulumi.Output[Any]) -> tuple[Any, bool]:
 
 
 def test_every_decrypted_value_leaves_the_loader_as_a_secret(
-    stub_sops: Path, secrets_file: Path
+    stub_sops: Path, secrets_file: Path, age_key: Path
 ) -> None:
     mocks.set_mocks(HomelabMocks(), project="homelab", stack="homelab")
     config = committed_config()
     config["gitops"]["repository"] = "https://github.com/example/homelab.git"
-    settings = parse_settings({**config, "secretsFile": str(secrets_file)}, {})
+    env = {"SOPS_AGE_KEY_FILE": str(age_key)}
+    settings = parse_settings({**config, "secretsFile": str(secrets_file)}, env)
     document = {**secrets_document(), "git": {"httpsToken": "ghp_test"}}
     secrets_file.write_text(yaml.safe_dump(document))
 
@@ -39,6 +40,7 @@ def test_every_decrypted_value_leaves_the_loader_as_a_secret(
     assert values.git_https_token is not None
     assert resolved(values.git_https_token) == ("ghp_test", True)
     assert values.cluster_secret_keys == tuple(sorted(CLUSTER_SECRETS))
+    assert resolved(values.age_key) == (age_key.read_text(), True)
 
 
 @pytest.mark.skipif(

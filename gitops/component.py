@@ -1,0 +1,166 @@
+"""GitOps: Flux installed from its release manifest, the Git source, and the layered Kustomizations.
+
+After this, Flux reconciles everything under kubernetes/ with no manual step: the age key, the
+cluster settings and the cluster secrets are in place before the first Kustomization exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_tls as tls
+
+from gitops.layers import (
+    FLUX_NAMESPACE,
+    LAYERS,
+    SECRETS_SECRET,
+    SETTINGS_CONFIGMAP,
+    SOPS_SECRET,
+    SOURCE_NAME,
+    check_layers,
+    flux_install_manifest,
+    git_repository_spec,
+    kustomization_spec,
+)
+from settings import SecretValues, Settings
+
+# Ask pulumi-kubernetes to wait until Flux reports the object Ready, so `pulumi up` ends on a
+# reconciled cluster (or says which layer did not get there).
+WAIT_FOR_READY = {"pulumi.com/waitFor": "condition=Ready"}
+SOURCE_TIMEOUT = "900"  # covers adding the deploy key to the Git host during the first run
+LAYER_TIMEOUT = "1800"  # first reconcile pulls every chart and image
+
+
+@dataclass(frozen=True)
+class GitOpsArgs:
+    settings: Settings
+    secrets: SecretValues
+    # Resolves only once the cluster is healthy (see TalosCluster).
+    kubeconfig: pulumi.Output[str]
+
+
+class GitOps(pulumi.ComponentResource):
+    deploy_key_public: pulumi.Output[str] | None
+
+    def __init__(
+        self, name: str, args: GitOpsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("homelab:gitops:GitOps", name, None, opts)
+        check_layers(LAYERS)
+        settings, secrets = args.settings, args.secrets
+
+        provider = k8s.Provider("kubernetes", kubeconfig=args.kubeconfig, opts=self._child())
+        flux = k8s.yaml.v2.ConfigFile(
+            "flux",
+            file=flux_install_manifest(settings.gitops.flux_version),
+            opts=self._child(provider),
+        )
+        # Everything below lives in flux-system or is a Flux kind: both come from the install
+        # manifest, which the data flow does not show.
+        after_flux = self._child(provider, depends_on=[flux])
+
+        self.deploy_key_public = None
+        git_auth: dict[str, pulumi.Input[str]]
+        if settings.gitops.uses_ssh:
+            key = tls.PrivateKey("flux-deploy-key", algorithm="ED25519", opts=self._child())
+            self.deploy_key_public = key.public_key_openssh
+            key.public_key_openssh.apply(_announce_deploy_key(settings.gitops.repository))
+            git_auth = {
+                "identity": key.private_key_openssh,
+                "identity.pub": key.public_key_openssh,
+                "known_hosts": settings.gitops.known_hosts,
+            }
+        else:
+            assert secrets.git_https_token is not None  # checked by the settings loader
+            git_auth = {
+                "username": settings.gitops.https_username,
+                "password": secrets.git_https_token,
+            }
+
+        inputs = [
+            _secret(SOURCE_NAME, git_auth, after_flux),
+            _secret(SOPS_SECRET, {"age.agekey": secrets.age_key}, after_flux),
+            _secret(SECRETS_SECRET, secrets.cluster_secrets, after_flux),
+            k8s.core.v1.ConfigMap(
+                SETTINGS_CONFIGMAP,
+                metadata=_metadata(SETTINGS_CONFIGMAP),
+                data=settings.flux_settings,
+                opts=after_flux,
+            ),
+        ]
+        # Flux must find its credentials, key and substitutions on its very first reconcile.
+        after_inputs = self._child(provider, depends_on=[flux, *inputs])
+
+        _flux_object(
+            name=SOURCE_NAME,
+            api_version="source.toolkit.fluxcd.io/v1",
+            kind="GitRepository",
+            spec=git_repository_spec(settings.gitops.repository, settings.gitops.branch),
+            timeout_seconds=SOURCE_TIMEOUT,
+            opts=after_inputs,
+        )
+        for layer in LAYERS:
+            _flux_object(
+                name=layer.name,
+                api_version="kustomize.toolkit.fluxcd.io/v1",
+                kind="Kustomization",
+                spec=kustomization_spec(layer),
+                timeout_seconds=LAYER_TIMEOUT,
+                opts=after_inputs,
+            )
+        self.register_outputs({"deployKeyPublic": self.deploy_key_public})
+
+    def _child(
+        self, provider: pulumi.ProviderResource | None = None, depends_on: list[Any] | None = None
+    ) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=depends_on)
+
+
+def _metadata(name: str, annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgs:
+    return k8s.meta.v1.ObjectMetaArgs(name=name, namespace=FLUX_NAMESPACE, annotations=annotations)
+
+
+def _secret(
+    name: str, data: pulumi.Input[Mapping[str, pulumi.Input[str]]], opts: pulumi.ResourceOptions
+) -> k8s.core.v1.Secret:
+    return k8s.core.v1.Secret(
+        name,
+        metadata=_metadata(name),
+        type="Opaque",
+        string_data=pulumi.Output.secret(data),
+        opts=opts,
+    )
+
+
+def _flux_object(
+    *,
+    name: str,
+    api_version: str,
+    kind: str,
+    spec: dict[str, Any],
+    timeout_seconds: str,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
+    annotations = {**WAIT_FOR_READY, "pulumi.com/timeoutSeconds": timeout_seconds}
+    return k8s.apiextensions.CustomResource(
+        f"{kind.lower()}-{name}",
+        api_version=api_version,
+        kind=kind,
+        metadata=_metadata(name, annotations),
+        spec=spec,
+        opts=opts,
+    )
+
+
+def _announce_deploy_key(repository: str) -> Any:
+    def announce(public_key: str) -> None:
+        pulumi.log.info(
+            f"Flux deploy key — add it read-only to {repository} if it is not there yet "
+            f"(Pulumi waits for Flux to reach the repository): {public_key.strip()}"
+        )
+
+    return announce
