@@ -91,21 +91,25 @@ class TalosCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
         )
         controlplane_ips = [str(node.ip) for node in settings.controlplanes]
-        health = talos.cluster.get_health_output(
-            client_configuration=client_configuration,
-            control_plane_nodes=controlplane_ips,
-            worker_nodes=[str(node.ip) for node in settings.workers],
-            endpoints=controlplane_ips,
-            timeouts={"read": "20m"},
-            # Health means every node is configured and etcd is up: wait for all of it.
-            opts=pulumi.InvokeOutputOptions(
-                parent=self, depends_on=[bootstrap, kubeconfig, *applies.values()]
-            ),
-        )
-        # Consumers of the kubeconfig (the GitOps half) start only once the cluster is healthy.
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(kubeconfig.kubeconfig_raw, health.id).apply(lambda pair: pair[0])
-        )
+        if pulumi.runtime.is_dry_run():
+            # A preview only plans: it must never wait on nodes that may be out of its reach.
+            self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
+        else:
+            health = talos.cluster.get_health_output(
+                client_configuration=client_configuration,
+                control_plane_nodes=controlplane_ips,
+                worker_nodes=[str(node.ip) for node in settings.workers],
+                endpoints=controlplane_ips,
+                timeouts={"read": "20m"},
+                # Health means every node is configured and etcd is up: wait for all of it.
+                opts=pulumi.InvokeOutputOptions(
+                    parent=self, depends_on=[bootstrap, kubeconfig, *applies.values()]
+                ),
+            )
+            # Consumers of the kubeconfig (the GitOps half) start only once the cluster is healthy.
+            self.kubeconfig = pulumi.Output.secret(
+                pulumi.Output.all(kubeconfig.kubeconfig_raw, health.id).apply(lambda pair: pair[0])
+            )
         self.talosconfig = pulumi.Output.secret(
             talos.client.get_configuration_output(
                 cluster_name=settings.cluster.name,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import PROXMOX_TOKEN, committed_config, ha_config
-from tests.harness import ProgramRun, plain_strings
+from tests.harness import ProgramRun, plain_strings, run_program
 from tests.talos_schemas import TALOS_MINORS, schema_errors
 
 VM = "proxmoxve:index/vmLegacy:VmLegacy"
@@ -131,3 +132,11 @@ def test_machine_configuration_travels_as_a_secret(run: ProgramRun) -> None:
             plain_strings(apply.raw_inputs)
         )
         assert "clientConfiguration" not in str(list(plain_strings(apply.raw_inputs)))
+
+
+def test_a_preview_never_waits_on_the_health_check(
+    stub_sops: Path, secrets_file: Path, age_key: Path
+) -> None:
+    run = run_program({**committed_config(), "secretsFile": str(secrets_file)}, preview=True)
+    assert run.invoked(HEALTH) == []
+    assert len(run.of_type(BOOTSTRAP)) == 1
