@@ -66,7 +66,9 @@ def decrypt_secrets_file(path: Path) -> Mapping[str, Any]:
     return data
 
 
-def secret_values(data: Mapping[str, Any], settings: Settings) -> SecretValues:
+def secret_values(
+    data: Mapping[str, Any], settings: Settings, env: Mapping[str, str]
+) -> SecretValues:
     """Check the decrypted document's shape and hand every value on only as a Pulumi secret."""
     file = settings.secrets_file
     proxmox = data.get("proxmox")
@@ -106,13 +108,21 @@ def secret_values(data: Mapping[str, Any], settings: Settings) -> SecretValues:
         ),
         cluster_secret_keys=tuple(sorted(str(name) for name in cluster_secrets)),
         git_https_token=pulumi.Output.secret(git_token) if git_token else None,
-        age_key=pulumi.Output.secret(read_age_key(settings.gitops.age_key_file)),
+        age_key=pulumi.Output.secret(read_age_key(settings.gitops.age_key_file, env)),
     )
 
 
-def read_age_key(path: Path) -> str:
-    """The age identity file Flux gets as `sops-age`; missing or malformed is a ConfigError."""
+def read_age_key(path: Path, env: Mapping[str, str]) -> str:
+    """The age identity Flux gets as `sops-age`: SOPS_AGE_KEY itself (as sops reads it, e.g. in
+    CI), else the key file. Missing or malformed is a ConfigError."""
     key = "SOPS_AGE_KEY_FILE"
+    if env.get("SOPS_AGE_KEY"):
+        text = env["SOPS_AGE_KEY"]
+        if "AGE-SECRET-KEY-" not in text:
+            raise ConfigError(
+                "SOPS_AGE_KEY", REDACTED, "holds no age private key", "unset it or fix its value"
+            )
+        return text.strip() + "\n"
     if not path.is_file():
         raise ConfigError(
             key,

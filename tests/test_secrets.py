@@ -13,7 +13,8 @@ import yaml
 from pulumi.runtime import mocks
 from pulumi.runtime.sync_await import _sync_await
 
-from settings import decrypt_secrets_file, parse_settings, secret_values
+from settings import ConfigError, decrypt_secrets_file, parse_settings, secret_values
+from settings.secrets import read_age_key
 from tests.conftest import CLUSTER_SECRETS, PROXMOX_TOKEN, committed_config, secrets_document
 from tests.harness import HomelabMocks
 
@@ -33,7 +34,7 @@ def test_every_decrypted_value_leaves_the_loader_as_a_secret(
     document = {**secrets_document(), "git": {"httpsToken": "ghp_test"}}
     secrets_file.write_text(yaml.safe_dump(document))
 
-    values = secret_values(decrypt_secrets_file(settings.secrets_file), settings)
+    values = secret_values(decrypt_secrets_file(settings.secrets_file), settings, env)
 
     assert resolved(values.proxmox_api_token) == (PROXMOX_TOKEN, True)
     assert resolved(values.cluster_secrets) == (CLUSTER_SECRETS, True)
@@ -75,3 +76,13 @@ def test_real_sops_and_age_round_trip(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(other_key))
     with pytest.raises(Exception, match="sops could not decrypt it"):
         decrypt_secrets_file(encrypted)
+
+
+def test_the_age_key_may_come_from_sops_age_key_as_in_ci(tmp_path: Path) -> None:
+    missing_file = tmp_path / "absent.txt"
+    key = "AGE-SECRET-KEY-1CIONLYTESTKEY"
+    assert read_age_key(missing_file, {"SOPS_AGE_KEY": key}) == key + "\n"
+    with pytest.raises(ConfigError, match="SOPS_AGE_KEY = '<redacted>'"):
+        read_age_key(missing_file, {"SOPS_AGE_KEY": "not a key"})
+    with pytest.raises(ConfigError, match="names no file"):
+        read_age_key(missing_file, {})
