@@ -47,7 +47,9 @@ class TalosCluster(pulumi.ComponentResource):
                     cluster_endpoint=settings.api_endpoint,
                     machine_type=role.value,
                     machine_secrets=secrets.machine_secrets,  # type: ignore[arg-type]  # same shape
-                    talos_version=settings.cluster.talos_version,
+                    # The config's feature contract stays at the version the cluster was made
+                    # with (secrets ignore later versions): an upgrade swaps the OS, not features.
+                    talos_version=secrets.talos_version,
                     kubernetes_version=_kubernetes_version(settings),
                     docs=False,
                     examples=False,
@@ -103,7 +105,7 @@ class TalosCluster(pulumi.ComponentResource):
                 timeouts={"read": "20m"},
                 # Health means every node is configured and etcd is up: wait for all of it.
                 opts=pulumi.InvokeOutputOptions(
-                    parent=self, depends_on=[bootstrap, kubeconfig, *applies.values()]
+                    parent=self, depends_on=[bootstrap, *applies.values()]
                 ),
             )
             # Consumers of the kubeconfig (the GitOps half) start only once the cluster is healthy.

@@ -7,6 +7,7 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,30 +68,55 @@ def secrets_document() -> dict[str, Any]:
     return {"proxmox": {"apiToken": PROXMOX_TOKEN}, "clusterSecrets": dict(CLUSTER_SECRETS)}
 
 
-@pytest.fixture
-def stub_sops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+@dataclass(frozen=True)
+class ProgramEnvironment:
+    """What a program run needs besides its config: a stub `sops`, a secrets file, an age key."""
+
+    sops: Path
+    secrets_file: Path
+    age_key: Path
+
+    def path(self) -> str:
+        """PATH with the stub sops found first."""
+        return f"{self.sops.parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def write_program_environment(directory: Path) -> ProgramEnvironment:
+    """Write the stand-ins into directory. Plain function: the fixtures and bench/ both use it."""
+    bin_dir = directory / "bin"
+    bin_dir.mkdir(exist_ok=True)
     sops = bin_dir / "sops"
     sops.write_text(STUB_SOPS.format(python=sys.executable))
     sops.chmod(sops.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return sops
+    secrets = directory / "secrets.enc.yaml"
+    secrets.write_text(yaml.safe_dump(secrets_document()))
+    age_key = directory / "age-key.txt"
+    age_key.write_text("# public key: age1testtesttest\nAGE-SECRET-KEY-1TESTONLYNOTAREALKEY\n")
+    return ProgramEnvironment(sops=sops, secrets_file=secrets, age_key=age_key)
 
 
 @pytest.fixture
-def secrets_file(tmp_path: Path) -> Path:
-    path = tmp_path / "secrets.enc.yaml"
-    path.write_text(yaml.safe_dump(secrets_document()))
-    return path
+def environment(tmp_path: Path) -> ProgramEnvironment:
+    return write_program_environment(tmp_path)
 
 
 @pytest.fixture
-def age_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "age-key.txt"
-    path.write_text("# public key: age1testtesttest\nAGE-SECRET-KEY-1TESTONLYNOTAREALKEY\n")
-    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(path))
-    return path
+def stub_sops(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PATH", environment.path())
+    return environment.sops
+
+
+@pytest.fixture
+def secrets_file(environment: ProgramEnvironment) -> Path:
+    return environment.secrets_file
+
+
+@pytest.fixture
+def age_key(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # A key in the caller's environment (a shell, CI) would win over the test's key file.
+    monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(environment.age_key))
+    return environment.age_key
 
 
 @pytest.fixture

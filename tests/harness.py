@@ -2,7 +2,8 @@
 
 The stock MockMonitor hands mocks only type, name and inputs; the recording monitor keeps the
 rest of each registration (parent, dependencies, ignore_changes, retain_on_delete, the raw inputs
-with their secret markers) so tests can assert on the graph the engine would see.
+with their secret markers) so tests can assert on the graph the engine would see. It also records
+what each invoke waits for (see RecordingMonitor.GetDeploymentInfo).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks, rpc
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -45,6 +47,9 @@ class Registration:
     provider: str
     seq: int
     state: dict[str, Any] = field(default_factory=dict)
+    # A remote component (e.g. kubernetes:yaml/v2:ConfigFile) is built by its provider: its
+    # children never reach the monitor, so a dependency on it is a dependency on it as a whole.
+    remote: bool = False
 
 
 @dataclass
@@ -52,6 +57,9 @@ class Invocation:
     token: str
     args: dict[str, Any]
     seq: int
+    # URNs the invoke waited for: its depends_on plus its inputs' dependencies, components
+    # expanded to their children, exactly as the SDK sends them to the engine.
+    dependencies: list[str] = field(default_factory=list)
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -83,18 +91,37 @@ class RecordingMonitor(mocks.MockMonitor):
             provider=request.provider,
             seq=next(self._seq),
             state=self.resources[response.urn].state,
+            remote=request.remote,
         )
         with self._lock:
             self.registrations.append(registration)
         return response
 
+    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+        """Advertise invoke dependencies, as the real engine does.
+
+        With it, the SDK names on each output-form invoke the URNs it must wait for (`dependsOn`)
+        and leaves the waiting to the engine; without it the SDK only checks their IDs and the
+        request carries no dependencies. Invoke below records them and applies the engine's gate.
+        """
+        info = super().GetDeploymentInfo(request)
+        info.supportedFeatures.append(resource_pb2.RESOURCE_MONITOR_FEATURE_INVOKE_DEPENDS_ON)
+        return info
+
     def Invoke(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+        dependencies = list(request.dependsOn)
+        # The engine runs an invoke only once all it depends on is registered. Registration here
+        # completes inside RegisterResource, so the gate is a check: a miss is an SDK/harness bug.
+        pending = [urn for urn in dependencies if urn not in self.resources]
+        if pending:
+            raise AssertionError(f"invoke {request.tok} ran before {pending} were registered")
         with self._lock:
             self.invocations.append(
                 Invocation(
                     token=request.tok,
                     args=rpc.deserialize_properties(request.args),
                     seq=next(self._seq),
+                    dependencies=dependencies,
                 )
             )
         return super().Invoke(request)

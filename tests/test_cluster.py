@@ -11,13 +11,8 @@ import yaml
 from tests.conftest import PROXMOX_TOKEN, committed_config, ha_config
 from tests.harness import ProgramRun, plain_strings, run_program
 from tests.talos_schemas import TALOS_MINORS, schema_errors
+from tests.tokens import APPLY, BOOTSTRAP, HEALTH, KUBECONFIG, SECRETS, VM
 
-VM = "proxmoxve:index/vmLegacy:VmLegacy"
-APPLY = "talos:machine/configurationApply:ConfigurationApply"
-BOOTSTRAP = "talos:machine/bootstrap:Bootstrap"
-KUBECONFIG = "talos:cluster/kubeconfig:Kubeconfig"
-SECRETS = "talos:machine/secrets:Secrets"
-HEALTH = "talos:cluster/getHealth:getHealth"
 Program = Callable[..., ProgramRun]
 
 
@@ -86,7 +81,7 @@ def test_kubeconfig_after_bootstrap_and_health_after_every_apply(run: ProgramRun
     assert run.waits_for(kubeconfig, bootstrap)
     assert kubeconfig.inputs["node"] == run.outputs["nodeIps"]["talos-cp-1"]
     (health,) = run.invoked(HEALTH)
-    last_dependency = max(r.seq for r in [bootstrap, kubeconfig, *run.of_type(APPLY)])
+    last_dependency = max(r.seq for r in [bootstrap, *run.of_type(APPLY)])
     assert health.seq > last_dependency
     assert health.args["controlPlaneNodes"] == run.outputs["controlPlaneIps"]
     workers = [ip for name, ip in run.outputs["nodeIps"].items() if "worker" in name]

@@ -10,14 +10,16 @@ import pytest
 from gitops.layers import LAYERS, Layer, check_layers
 from tests.conftest import CLUSTER_SECRETS, committed_config
 from tests.harness import PROJECT_ROOT, ProgramRun, plain_strings
+from tests.tokens import (
+    CONFIGMAP,
+    DEPLOY_KEY,
+    FLUX,
+    GIT_REPOSITORY,
+    K8S_PROVIDER,
+    KUSTOMIZATION,
+    SECRET,
+)
 
-FLUX = "kubernetes:yaml/v2:ConfigFile"
-PROVIDER = "pulumi:providers:kubernetes"
-SECRET = "kubernetes:core/v1:Secret"
-CONFIGMAP = "kubernetes:core/v1:ConfigMap"
-GIT_REPOSITORY = "kubernetes:source.toolkit.fluxcd.io/v1:GitRepository"
-KUSTOMIZATION = "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"
-DEPLOY_KEY = "tls:index/privateKey:PrivateKey"
 Program = Callable[..., ProgramRun]
 
 
@@ -39,7 +41,7 @@ def test_flux_is_installed_from_the_pinned_release_before_any_flux_object(run: P
 
 
 def test_the_kubernetes_provider_uses_the_healthy_clusters_kubeconfig(run: ProgramRun) -> None:
-    (provider,) = run.of_type(PROVIDER)
+    (provider,) = run.of_type(K8S_PROVIDER)
     assert provider.inputs["kubeconfig"] == run.outputs["kubeconfig"]
     assert provider.inputs["kubeconfig"] not in list(plain_strings(provider.raw_inputs))
     (health,) = run.invoked("talos:cluster/getHealth:getHealth")

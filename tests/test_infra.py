@@ -10,10 +10,8 @@ import yaml
 
 from tests.conftest import committed_config, ha_config
 from tests.harness import ProgramRun
+from tests.tokens import ISO, SCHEMATIC, VM
 
-VM = "proxmoxve:index/vmLegacy:VmLegacy"
-ISO = "proxmoxve:download/file:File"
-SCHEMATIC = "talos:imageFactory/schematic:Schematic"
 Program = Callable[..., ProgramRun]
 
 

@@ -1,0 +1,87 @@
+"""How long each step of a first `pulumi up` takes: documented estimates, one table.
+
+The deploy estimate is the critical path weighted by these numbers, so only their order of
+magnitude matters: a change that makes work serial shows up as a longer estimate, whatever the
+exact figures. Keys are (type token, object name or None); the name is a Kubernetes object's
+metadata.name (used for the Flux layers) and None matches every object of the type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tests.tokens import (
+    APPLY,
+    BOOTSTRAP,
+    CONFIGMAP,
+    DEPLOY_KEY,
+    FLUX,
+    GIT_REPOSITORY,
+    HEALTH,
+    ISO,
+    K8S_PROVIDER,
+    KUBECONFIG,
+    KUSTOMIZATION,
+    PROXMOX_PROVIDER,
+    SCHEMATIC,
+    SECRET,
+    SECRETS,
+    VM,
+)
+
+# A type nobody estimated yet: API calls that return as soon as the object exists.
+DEFAULT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: float
+    why: str
+
+
+ESTIMATES: dict[tuple[str, str | None], Estimate] = {
+    (SCHEMATIC, None): Estimate(2, "one POST to factory.talos.dev"),
+    (SECRETS, None): Estimate(1, "local CA and key generation"),
+    (PROXMOX_PROVIDER, None): Estimate(1, "provider configure, no API call"),
+    (ISO, None): Estimate(
+        120, "Image Factory builds the ISO on first request, then ~100 MB over a home link"
+    ),
+    (VM, None): Estimate(
+        45, "disks + start, then the ISO boots until the guest agent reports the DHCP address"
+    ),
+    (APPLY, None): Estimate(
+        180, "apply in maintenance mode, pull the installer, install to disk, reboot"
+    ),
+    (BOOTSTRAP, None): Estimate(
+        30, "retries until apid answers at the static IP, then etcd bootstrap"
+    ),
+    (KUBECONFIG, None): Estimate(5, "one Talos API call"),
+    (HEALTH, None): Estimate(
+        300, "etcd, control plane pods, CNI and every node Ready (image pulls on each node)"
+    ),
+    (K8S_PROVIDER, None): Estimate(1, "API discovery against the new cluster"),
+    (FLUX, None): Estimate(
+        60, "Flux install.yaml: CRDs + 4 controllers, awaited until their Deployments are ready"
+    ),
+    (DEPLOY_KEY, None): Estimate(1, "local ED25519 key generation"),
+    (SECRET, None): Estimate(1, "one API create"),
+    (CONFIGMAP, None): Estimate(1, "one API create"),
+    (GIT_REPOSITORY, None): Estimate(
+        20, "source-controller clones the repo and stores an artifact"
+    ),
+    (KUSTOMIZATION, None): Estimate(60, "a layer of plain manifests"),
+    (KUSTOMIZATION, "infrastructure"): Estimate(
+        600, "every HelmRelease: chart pulls, CRDs, images, waits for readiness"
+    ),
+    (KUSTOMIZATION, "infrastructure-config"): Estimate(
+        120, "issuers, certificates, routes and monitors; the certificate waits for ACME"
+    ),
+    (KUSTOMIZATION, "cluster-policies"): Estimate(60, "Kyverno policies, admission webhooks ready"),
+    (KUSTOMIZATION, "apps"): Estimate(60, "whoami: one small image and its route"),
+}
+
+
+def estimate(kind: str, object_name: str | None) -> Estimate:
+    """The most specific estimate: (type, name), then (type, any name), then the default."""
+    found = ESTIMATES.get((kind, object_name)) or ESTIMATES.get((kind, None))
+    return found or Estimate(DEFAULT_SECONDS, "no estimate for this type: default")
