@@ -97,6 +97,7 @@ CLUSTER_SCOPED_CRD_KINDS = frozenset({"ClusterIssuer", "ClusterPolicy"})
 EXPECTED_CHARTS = {
     "cert-manager": ("cert-manager", "v1.19.3", "https://charts.jetstack.io"),
     "traefik": ("traefik", "38.0.2", "https://traefik.github.io/charts"),
+    "traefik-crds": ("traefik-crds", "1.13.1", "https://traefik.github.io/charts"),
     "nfs-subdir-external-provisioner": (
         "nfs-subdir-external-provisioner",
         "4.0.18",
@@ -114,6 +115,10 @@ EXPECTED_CHARTS = {
 
 # HelmRelease name -> value paths that must hold a resources block with requests AND limits:
 # one per container the chart runs (hooks and sidecars included).
+# Charts whose bundled CRDs another component owns. Traefik's crds/ also carries the Gateway API
+# CRDs, which the gateway-api component installs pinned; its own CRDs come from traefik-crds.
+CRD_POLICY_EXCEPTIONS = {"traefik": "Skip"}
+
 REQUIRED_RESOURCES: dict[str, list[tuple[str, ...]]] = {
     "cert-manager": [
         ("resources",),
@@ -122,6 +127,7 @@ REQUIRED_RESOURCES: dict[str, list[tuple[str, ...]]] = {
         ("startupapicheck", "resources"),
     ],
     "traefik": [("resources",)],
+    "traefik-crds": [],  # CRDs only: the chart runs no container
     "nfs-subdir-external-provisioner": [("resources",)],
     "kyverno": [
         ("admissionController", "initContainer", "resources"),
@@ -596,8 +602,9 @@ def check_helmrelease(obj: Obj, idx: Index) -> list[str]:
         retries = dig(spec, (phase, "remediation", "retries"))
         if not isinstance(retries, int) or retries == 0:
             problems.append(f"{phase}.remediation.retries must be set (non-zero)")
-        if dig(spec, (phase, "crds")) != "CreateReplace":
-            problems.append(f"{phase}.crds must be CreateReplace")
+        want_crds = CRD_POLICY_EXCEPTIONS.get(name, "CreateReplace")
+        if dig(spec, (phase, "crds")) != want_crds:
+            problems.append(f"{phase}.crds must be {want_crds}")
     for dep in spec.get("dependsOn", []):
         if (
             idx.get("HelmRelease", dep.get("namespace", obj["metadata"]["namespace"]), dep["name"])
