@@ -21,7 +21,7 @@ from gitops.layers import LAYERS, SOURCE_NAME
 from tests.harness import Invocation, ProgramRun, Registration
 
 # The invokes modelled as steps of their own. getHealth is the only one that waits for anything
-# but inputs (depends_on: bootstrap, kubeconfig, every config apply) and the only slow one. The
+# but inputs (depends_on: bootstrap and every config apply) and the only slow one. The
 # others (image URLs, machine and client configs) are local or one HTTP GET, and whatever
 # consumes their results already waits for their inputs, which the SDK passes on with the result.
 MODELLED_INVOKES = frozenset({HEALTH})
@@ -104,7 +104,7 @@ def build_graph(run: ProgramRun) -> DependencyGraph:
             step = _invoke_step(invocation)
             steps[step.key] = step
             engine_waits[step.key] = expand(invocation.dependencies)
-            for dependent in _invoke_consumers(invocation, run.registrations):
+            for dependent in _invoke_consumers(invocation, run):
                 engine_waits[dependent.urn].add(step.key)
     return DependencyGraph(steps=steps, engine_waits=engine_waits, flux_waits=_flux_waits(steps))
 
@@ -120,9 +120,7 @@ def _waited_urns(registration: Registration, run: ProgramRun, registered: set[st
     return urns
 
 
-def _invoke_consumers(
-    invocation: Invocation, registrations: Iterable[Registration]
-) -> list[Registration]:
+def _invoke_consumers(invocation: Invocation, run: ProgramRun) -> list[Registration]:
     """The registrations that waited for the invoke's result.
 
     The RPC does not say who consumed a result, but the SDK hands an output-form invoke's result
@@ -133,17 +131,11 @@ def _invoke_consumers(
     if not gate:
         raise ValueError(f"{invocation.token} waits for nothing: its consumers cannot be told")
     consumers = [
-        r
-        for r in registrations
-        if r.seq > invocation.seq and gate <= {*r.dependencies, *_property_urns(r)}
+        r for r in run.registrations if r.seq > invocation.seq and gate <= run.all_dependencies(r)
     ]
     if not consumers:
         raise ValueError(f"nothing consumes {invocation.token}: update bench/graph.py")
     return consumers
-
-
-def _property_urns(registration: Registration) -> set[str]:
-    return {urn for urns in registration.property_dependencies.values() for urn in urns}
 
 
 def _component_expander(registrations: list[Registration]) -> Callable[[Iterable[str]], set[str]]:

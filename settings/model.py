@@ -96,7 +96,6 @@ class SecretValues:
 
     proxmox_api_token: pulumi.Output[str]
     cluster_secrets: pulumi.Output[dict[str, str]]
-    cluster_secret_keys: tuple[str, ...]
     git_https_token: pulumi.Output[str] | None
     # The operator's age private key, for Flux to decrypt SOPS files in git.
     age_key: pulumi.Output[str]

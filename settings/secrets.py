@@ -106,7 +106,6 @@ def secret_values(
         cluster_secrets=pulumi.Output.secret(
             {str(name): str(value) for name, value in sorted(cluster_secrets.items())}
         ),
-        cluster_secret_keys=tuple(sorted(str(name) for name in cluster_secrets)),
         git_https_token=pulumi.Output.secret(git_token) if git_token else None,
         age_key=pulumi.Output.secret(read_age_key(settings.gitops.age_key_file, env)),
     )

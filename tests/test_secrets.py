@@ -40,7 +40,6 @@ def test_every_decrypted_value_leaves_the_loader_as_a_secret(
     assert resolved(values.cluster_secrets) == (CLUSTER_SECRETS, True)
     assert values.git_https_token is not None
     assert resolved(values.git_https_token) == ("ghp_test", True)
-    assert values.cluster_secret_keys == tuple(sorted(CLUSTER_SECRETS))
     assert resolved(values.age_key) == (age_key.read_text(), True)
 
 
