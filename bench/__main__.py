@@ -23,7 +23,7 @@ from bench.layout import SIZES
 from bench.report import render, slope
 from bench.results import SizeResult
 from bench.weights import DEFAULT_SECONDS, ESTIMATES
-from tests.harness import PROJECT_ROOT
+from harness.engine import PROJECT_ROOT
 
 DEFAULT_JSON = PROJECT_ROOT / "bench" / "results" / "latest.json"
 

@@ -8,7 +8,7 @@ from bench.layout import split
 from bench.measure import Timing
 from bench.results import ChainStep, SizeResult
 from bench.weights import estimate
-from tests.harness import ProgramRun
+from harness.engine import ProgramRun
 
 
 def seconds(step: Step) -> float:

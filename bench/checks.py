@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import permutations
 
 from bench.graph import DependencyGraph, Step
-from tests.tokens import APPLY, ISO, SCHEMATIC, SECRETS, VM
+from harness.tokens import APPLY, ISO, SCHEMATIC, SECRETS, VM
 
 PER_NODE = (ISO, VM, APPLY)
 

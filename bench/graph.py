@@ -18,7 +18,7 @@ from functools import cache
 
 from bench.weights import GIT_REPOSITORY, HEALTH, KUSTOMIZATION
 from gitops.layers import LAYERS, SOURCE_NAME
-from tests.harness import Invocation, ProgramRun, Registration
+from harness.engine import Invocation, ProgramRun, Registration
 
 # The invokes modelled as steps of their own. getHealth is the only one that waits for anything
 # but inputs (depends_on: bootstrap and every config apply) and the only slow one. The

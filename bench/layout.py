@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.conftest import committed_config
+from harness.environment import committed_config
 
 SIZES = (1, 3, 10, 30)
 # A typical homelab Proxmox cluster: nodes are spread round-robin, one ISO download per host.

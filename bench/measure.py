@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.harness import ProgramRun
+from harness.engine import ProgramRun
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tests.tokens import (
+from harness.tokens import (
     APPLY,
     BOOTSTRAP,
     CONFIGMAP,

@@ -16,8 +16,8 @@ from pathlib import Path
 from bench.analyse import analyse
 from bench.layout import cluster_config
 from bench.measure import time_evaluations
-from tests.conftest import write_program_environment
-from tests.harness import run_program
+from harness.engine import run_program
+from harness.environment import write_program_environment
 
 
 def main() -> None:

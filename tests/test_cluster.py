@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROXMOX_TOKEN, committed_config, ha_config
-from tests.harness import ProgramRun, plain_strings, run_program
+from harness.engine import ProgramRun, plain_strings, run_program
+from harness.environment import PROXMOX_TOKEN, committed_config, ha_config
+from harness.tokens import APPLY, BOOTSTRAP, HEALTH, KUBECONFIG, SECRETS, VM
 from tests.talos_schemas import TALOS_MINORS, schema_errors
-from tests.tokens import APPLY, BOOTSTRAP, HEALTH, KUBECONFIG, SECRETS, VM
 
 Program = Callable[..., ProgramRun]
 

@@ -11,8 +11,8 @@ import pulumi
 import pytest
 import yaml
 
-from tests.conftest import committed_config, ha_config
-from tests.harness import ProgramRun
+from harness.engine import ProgramRun
+from harness.environment import committed_config, ha_config
 
 Config = dict[str, Any]
 

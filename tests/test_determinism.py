@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
+from harness.engine import PROJECT_ROOT, ProgramRun, Registration
+from harness.environment import committed_config, ha_config
+from harness.tokens import APPLY, ISO, K8S_PROVIDER, SECRETS, VM
 from infra.vm import VM_IGNORED_CHANGES
-from tests.conftest import committed_config, ha_config
-from tests.harness import PROJECT_ROOT, ProgramRun, Registration
-from tests.tokens import APPLY, ISO, K8S_PROVIDER, SECRETS, VM
 
 Program = Callable[..., ProgramRun]
 Fingerprint = dict[str, Any]
@@ -37,7 +37,7 @@ IGNORED_ON_UPGRADE: dict[str, tuple[list[str], set[str]]] = {
 # Evaluates a config (stdin) in a fresh interpreter and writes its fingerprint to argv[1].
 FRESH_INTERPRETER = """
 import json, pathlib, sys
-from tests.harness import run_program
+from harness.engine import run_program
 from tests.test_determinism import fingerprint
 run = run_program(json.load(sys.stdin))
 pathlib.Path(sys.argv[1]).write_text(json.dumps(fingerprint(run)))

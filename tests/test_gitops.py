@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gitops.layers import LAYERS, Layer, check_layers
-from tests.conftest import CLUSTER_SECRETS, committed_config
-from tests.harness import PROJECT_ROOT, ProgramRun, plain_strings
-from tests.tokens import (
+from harness.engine import PROJECT_ROOT, ProgramRun, plain_strings
+from harness.environment import CLUSTER_SECRETS, committed_config
+from harness.tokens import (
     CONFIGMAP,
     DEPLOY_KEY,
     FLUX,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import committed_config, ha_config
-from tests.harness import ProgramRun
-from tests.tokens import ISO, SCHEMATIC, VM
+from harness.engine import ProgramRun
+from harness.environment import committed_config, ha_config
+from harness.tokens import ISO, SCHEMATIC, VM
 
 Program = Callable[..., ProgramRun]
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from cluster.patches import LINK_ALIAS, node_patches, render
+from harness.environment import committed_config, ha_config
 from settings import Node, Settings, parse_settings
-from tests.conftest import committed_config, ha_config
 from tests.talos_schemas import TALOS_MINORS, schema_errors
 
 INSTALLER = "factory.talos.dev/metal-installer-secureboot/abc:v1.12.4"

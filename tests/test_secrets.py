@@ -13,10 +13,10 @@ import yaml
 from pulumi.runtime import mocks
 from pulumi.runtime.sync_await import _sync_await
 
+from harness.environment import CLUSTER_SECRETS, PROXMOX_TOKEN, committed_config, secrets_document
+from harness.providers import HomelabMocks
 from settings import ConfigError, decrypt_secrets_file, parse_settings, secret_values
 from settings.secrets import read_age_key
-from tests.conftest import CLUSTER_SECRETS, PROXMOX_TOKEN, committed_config, secrets_document
-from tests.harness import HomelabMocks
 
 
 def resolved(output: pulumi.Output[Any]) -> tuple[Any, bool]:
