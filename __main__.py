@@ -35,7 +35,7 @@ cluster = TalosCluster(
     TalosClusterArgs(
         settings=settings,
         installer_image=infra.installer_image,
-        dhcp_addresses=infra.dhcp_addresses,
+        node_addresses=infra.node_addresses,
     ),
 )
 gitops = GitOps(

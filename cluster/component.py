@@ -17,8 +17,9 @@ from settings import Settings
 class TalosClusterArgs:
     settings: Settings
     installer_image: pulumi.Output[str]
-    # Where each node answers before its config is applied: the address DHCP gave its VM.
-    dhcp_addresses: Mapping[str, pulumi.Output[str]]
+    # Each node's static IP (known once its VM exists): its cloud-init drive puts it there from
+    # the first boot, so every apply targets it and nothing is read from the guest agent.
+    node_addresses: Mapping[str, pulumi.Output[str]]
 
 
 class TalosCluster(pulumi.ComponentResource):
@@ -61,7 +62,7 @@ class TalosCluster(pulumi.ComponentResource):
 
         applies: dict[str, talos.machine.ConfigurationApply] = {}
         for node in settings.nodes:
-            dhcp_address = args.dhcp_addresses[node.name]
+            address = args.node_addresses[node.name]
             patches = args.installer_image.apply(
                 lambda image, node=node: render(node_patches(settings, node, image))
             )
@@ -69,8 +70,8 @@ class TalosCluster(pulumi.ComponentResource):
                 f"{node.name}-config",
                 client_configuration=client_configuration,
                 machine_configuration_input=machine_configurations[node.role],
-                node=dhcp_address,
-                endpoint=dhcp_address,
+                node=address,
+                endpoint=address,
                 config_patches=patches,
                 opts=child,
             )
@@ -81,7 +82,7 @@ class TalosCluster(pulumi.ComponentResource):
             node=str(first.ip),
             endpoint=str(first.ip),
             client_configuration=client_configuration,
-            # The node only answers at its static IP once its config is applied and it rebooted.
+            # etcd can only be bootstrapped once the node has its config and runs installed.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[applies[first.name]]),
         )
         kubeconfig = talos.cluster.Kubeconfig(

@@ -20,9 +20,7 @@ class HomelabMocks(mocks.Mocks):
         kind = args.typ
         if kind == "proxmoxve:index/vmLegacy:VmLegacy":
             vm_id = inputs.get("vmId") or 100 + int(_digest(args.name), 16) % 900
-            last_octet = int(inputs["networkDevices"][0]["macAddress"][-2:], 16)
-            addresses = [["127.0.0.1"], [f"10.99.0.{last_octet}"]]
-            return str(vm_id), {**inputs, "vmId": vm_id, "ipv4Addresses": addresses}
+            return str(vm_id), {**inputs, "vmId": vm_id, "ipv4Addresses": vm_ipv4_addresses(inputs)}
         if kind == "proxmoxve:download/file:File":
             return f"{inputs['datastoreId']}:iso/{inputs['fileName']}", inputs
         if kind == "talos:imageFactory/schematic:Schematic":
@@ -45,32 +43,64 @@ class HomelabMocks(mocks.Mocks):
 
     def _invoke_result(self, token: str, given: dict[str, Any]) -> dict[str, Any]:
         if token == "talos:imageFactory/getUrls:getUrls":
-            schematic, version = given["schematicId"], given["talosVersion"]
-            image = f"https://factory.talos.dev/image/{schematic}/{version}"
-            return {
-                **given,
-                "urls": {
-                    "diskImage": f"{image}/metal-amd64.raw.zst",
-                    "diskImageSecureboot": f"{image}/metal-amd64-secureboot.raw.zst",
-                    "initramfs": f"{image}/initramfs-amd64.xz",
-                    "installer": f"factory.talos.dev/metal-installer/{schematic}:{version}",
-                    "installerSecureboot": (
-                        f"factory.talos.dev/metal-installer-secureboot/{schematic}:{version}"
-                    ),
-                    "iso": f"{image}/metal-amd64.iso",
-                    "isoSecureboot": f"{image}/metal-amd64-secureboot.iso",
-                    "kernel": f"{image}/kernel-amd64",
-                    "kernelCommandLine": f"{image}/cmdline-metal-amd64",
-                    "pxe": f"https://pxe.factory.talos.dev/pxe/{schematic}/{version}/metal-amd64",
-                    "uki": f"{image}/metal-amd64-secureboot-uki.efi",
-                },
-            }
+            return {**given, "urls": _image_factory_urls(given)}
         if token == "talos:machine/getConfiguration:getConfiguration":
             role, name = given["machineType"], given["clusterName"]
             return {**given, "machineConfiguration": f"version: v1alpha1\n# {role} of {name}\n"}
         if token == "talos:client/getConfiguration:getConfiguration":
             return {**given, "talosConfig": f"context: {given['clusterName']}\n"}
         return {**given, "id": token}
+
+
+# What the QEMU guest agent reports for an installed Talos node, in its order: `lo` first, with
+# Talos's host-DNS address 169.254.116.108 as well as 127.0.0.1, then the NIC (as observed in this
+# project's issues 8 and 9). A program that read these would pick a wrong address.
+HOST_DNS_ADDRESS = "169.254.116.108"
+
+
+def vm_ipv4_addresses(inputs: dict[str, Any]) -> list[list[str]]:
+    """The VM's ipv4Addresses as bpg returns them.
+
+    With agent.waitForIp.disabled bpg never asks the agent and leaves the list empty
+    (proxmox/nodes/vms/vms.go WaitForNetworkInterfacesFromVMAgent: Skip). Otherwise the agent's
+    view after install: loopback, then the NIC on the address its cloud-init drive gave it, or a
+    DHCP-style lease when it has none.
+    """
+    if inputs.get("agent", {}).get("waitForIp", {}).get("disabled"):
+        return []
+    ip_configs = inputs.get("initialization", {}).get("ipConfigs") or [{}]
+    static = ip_configs[0].get("ipv4", {}).get("address", "")
+    last_octet = int(inputs["networkDevices"][0]["macAddress"][-2:], 16)
+    nic = static.split("/")[0] if static else f"10.99.0.{last_octet}"
+    return [["127.0.0.1", HOST_DNS_ADDRESS], [nic]]
+
+
+def _image_factory_urls(given: dict[str, Any]) -> dict[str, str]:
+    """URLs as terraform-provider-talos builds them (pkg/talos/talos_image_factory_urls_data_source
+    .go): <platform>-installer[-secureboot] and <platform>-<arch>[-secureboot].iso; kernel,
+    initramfs, command line and UKI only for metal."""
+    schematic, version = given["schematicId"], given["talosVersion"]
+    platform = given.get("platform", "metal")
+    image = f"https://factory.talos.dev/image/{schematic}/{version}"
+    urls = {
+        "diskImage": f"{image}/{platform}-amd64.raw.zst",
+        "diskImageSecureboot": f"{image}/{platform}-amd64-secureboot.raw.zst",
+        "installer": f"factory.talos.dev/{platform}-installer/{schematic}:{version}",
+        "installerSecureboot": (
+            f"factory.talos.dev/{platform}-installer-secureboot/{schematic}:{version}"
+        ),
+        "iso": f"{image}/{platform}-amd64.iso",
+        "isoSecureboot": f"{image}/{platform}-amd64-secureboot.iso",
+        "pxe": f"https://pxe.factory.talos.dev/pxe/{schematic}/{version}/{platform}-amd64",
+    }
+    if platform == "metal":
+        urls |= {
+            "initramfs": f"{image}/initramfs-amd64.xz",
+            "kernel": f"{image}/kernel-amd64",
+            "kernelCommandLine": f"{image}/cmdline-metal-amd64",
+            "uki": f"{image}/metal-amd64-secureboot-uki.efi",
+        }
+    return urls
 
 
 def _fake_machine_secrets() -> dict[str, Any]:

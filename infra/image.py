@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import yaml
 
-# The installer and ISO are the generic bare-metal ones; the qemu guest agent comes as an extension.
-PLATFORM = "metal"
+# Talos's nocloud platform reads the network-config of the Proxmox cloud-init drive (label cidata)
+# and so boots on the node's static IP; it ignores Proxmox's #cloud-config user-data and waits in
+# maintenance mode for the config apply (siderolabs/talos
+# internal/app/machined/pkg/runtime/v1alpha1/platform/nocloud/nocloud.go, Configuration and
+# NetworkConfiguration). ISO and installer must both be nocloud: a metal installer boots the
+# installed system as metal, which drops the address (siderolabs/talos issue 10949). nocloud images
+# exist with secure boot (pkg/machinery/platforms/platforms.go: SecureBootSupported).
+PLATFORM = "nocloud"
 ARCHITECTURE = "amd64"
 
 
@@ -19,17 +23,5 @@ def schematic_document(extensions: tuple[str, ...]) -> str:
 
 def iso_file_name(talos_version: str, schematic_id: str, secure_boot: bool) -> str:
     """Version and schematic in the name: an upgrade downloads a new file beside the running one."""
-    flavour = "secureboot" if secure_boot else "metal"
+    flavour = f"{PLATFORM}-secureboot" if secure_boot else PLATFORM
     return f"talos-{talos_version}-{schematic_id[:12]}-{flavour}-{ARCHITECTURE}.iso"
-
-
-def first_dhcp_ipv4(vm_name: str, addresses: Sequence[Sequence[str]] | None) -> str:
-    """The first non-loopback IPv4 the QEMU guest agent reports: the address DHCP gave the VM."""
-    for interface in addresses or []:
-        for address in interface:
-            if address and not address.startswith("127."):
-                return address
-    raise ValueError(
-        f"VM {vm_name} reports no IPv4 address through the QEMU guest agent: check that the image "
-        "has the siderolabs/qemu-guest-agent extension and that DHCP serves the VM's MAC"
-    )

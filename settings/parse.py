@@ -78,7 +78,30 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     return settings
 
 
-_PROXMOX_KEYS = frozenset({"endpoint", "insecure", "node", "isoDatastore", "vmDatastore", "bridge"})
+_PROXMOX_KEYS = frozenset(
+    {
+        "endpoint",
+        "insecure",
+        "node",
+        "isoDatastore",
+        "isoDatastoreShared",
+        "vmDatastore",
+        "bridge",
+        "scsiController",
+    }
+)
+# The SCSI controller types the bpg provider accepts for scsi_hardware (SCSIHardwareValidator in
+# bpg/terraform-provider-proxmox proxmoxtf/resource/vm/validators.go; the same list as Proxmox's
+# scsihw). Talos's Proxmox guide for 1.12 says "VirtIO SCSI", i.e. virtio-scsi-pci: with
+# "VirtIO SCSI single" the install can hang (siderolabs/talos issue 11173, siderolabs/docs PR 164).
+SCSI_CONTROLLERS = (
+    "virtio-scsi-pci",
+    "virtio-scsi-single",
+    "lsi",
+    "lsi53c810",
+    "megasas",
+    "pvscsi",
+)
 _CLUSTER_KEYS = frozenset({"name", "talosVersion", "kubernetesVersion", "endpoint", "installDisk"})
 _NETWORK_KEYS = frozenset({"cidr", "gateway", "nameservers", "vip"})
 _IMAGE_KEYS = frozenset({"extensions", "schematicId"})
@@ -100,12 +123,23 @@ def _proxmox(section: Section) -> ProxmoxSettings:
             "must be an https:// URL (the Proxmox API only speaks TLS)",
             "write it as https://<host>:8006/",
         )
+    scsi_controller = section.text("scsiController", SCSI_CONTROLLERS[0])
+    if scsi_controller not in SCSI_CONTROLLERS:
+        raise ConfigError(
+            section.key("scsiController"),
+            scsi_controller,
+            "is not a Proxmox SCSI controller type",
+            f"use one of {', '.join(SCSI_CONTROLLERS)} ({SCSI_CONTROLLERS[0]} is what Talos's "
+            "Proxmox guide asks for)",
+        )
     return ProxmoxSettings(
         endpoint=endpoint,
         insecure=section.flag("insecure", False),
         iso_datastore=section.text("isoDatastore", "local"),
         vm_datastore=section.text("vmDatastore", "local-lvm"),
         bridge=section.text("bridge", "vmbr0"),
+        scsi_controller=scsi_controller,
+        iso_datastore_shared=section.flag("isoDatastoreShared", False),
     )
 
 

@@ -21,16 +21,6 @@ def run(request: pytest.FixtureRequest, program: Program) -> ProgramRun:
     return program(committed_config() if request.param == "single-node" else ha_config())
 
 
-def test_config_is_applied_to_the_dhcp_address_each_vm_reports(run: ProgramRun) -> None:
-    vms = run.of_type(VM)
-    assert len(run.of_type(APPLY)) == len(vms)
-    for vm in vms:
-        dhcp = vm.state["ipv4Addresses"][1][0]
-        apply = run.one(APPLY, f"{vm.name}-config")
-        assert (apply.inputs["node"], apply.inputs["endpoint"]) == (dhcp, dhcp)
-        assert run.waits_for(apply, vm)
-
-
 def test_applied_patches_parse_back_per_node(run: ProgramRun) -> None:
     node_ips = run.outputs["nodeIps"]
     for apply in run.of_type(APPLY):
