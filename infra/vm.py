@@ -50,8 +50,10 @@ def create_vm(
         on_boot=True,
         # A cores/memory change would otherwise reboot every VM at once, and three control planes
         # would lose quorum together. Off, bpg leaves such a change pending (with a warning) until
-        # Proxmox restarts the VM; rolling those restarts node by node is the day-two lifecycle's
-        # job (issue 9), not this resource's (SDK docstring of VmLegacy reboot_after_update).
+        # Proxmox restarts the VM, and fails one that needs the VM stopped, e.g. adding the
+        # cloud-init drive to a running VM (proxmoxtf/resource/vm/vm.go, reboot_after_update and
+        # rebootAfterUpdateDisabledError). Rolling restarts node by node are the day-two
+        # lifecycle's job (issue 9), not this resource's.
         reboot_after_update=False,
         agent=proxmoxve.VmLegacyAgentArgs(
             enabled=True,
