@@ -13,7 +13,8 @@ VM_IGNORED_CHANGES = ["cdrom"]
 # accepts (ide0..3, sata0..5, scsi0..30: CloudInitInterfaceValidator in
 # proxmoxtf/resource/vm/validators.go).
 CLOUD_INIT_INTERFACE = "ide0"
-# The only controller with one queue per disk: Proxmox gives a disk its own I/O thread only there.
+# A SCSI disk's iothread only takes effect on this controller; on the others qemu-server ignores it
+# ("iothread is only valid with virtio disk or virtio-scsi-single controller", PVE/QemuServer.pm).
 IOTHREAD_CONTROLLER = "virtio-scsi-single"
 
 
