@@ -235,11 +235,25 @@ def _image(section: Section) -> ImageSettings:
 
 
 def _features(section: Section) -> Features:
-    return Features(
+    features = Features(
         secure_boot=section.flag("secureBoot", True),
         disk_encryption=section.flag("diskEncryption", True),
         discovery=section.flag("discovery", False),
     )
+    # Talos seals the LUKS2 key to the TPM under a policy signed by the PCR signing key, whose
+    # public half it reads from the booted UKI's .pcrpkey section (talos v1.12.4:
+    # internal/pkg/secureboot/tpm2/seal.go -> policy.go, constants.PCRPublicKey). Only the signed
+    # secure-boot UKI carries that section (internal/pkg/uki/uki.go: BuildSigned adds it, Build
+    # does not), so on the plain image enrolment fails with "failed to read pcr signing public key".
+    if features.disk_encryption and not features.secure_boot:
+        raise ConfigError(
+            section.key("secureBoot"),
+            False,
+            f"cannot be combined with {section.key('diskEncryption')}: true (Talos seals the disk "
+            "key to the TPM with the PCR signing key only the secure-boot image carries)",
+            f"set {section.key('secureBoot')}: true, or {section.key('diskEncryption')}: false",
+        )
+    return features
 
 
 def _nodes(raw_nodes: list[Any], network: NetworkSettings, default_node: str) -> tuple[Node, ...]:

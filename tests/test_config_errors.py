@@ -144,6 +144,16 @@ CASES: list[tuple[str, Config, list[str]]] = [
         ["homelab:cluster.talosVersion = 'v1.11.5'", "Fix: use v1.12.0 or newer"],
     ),
     (
+        "disk-encryption-without-secure-boot",
+        edit(lambda c: c["features"].update(secureBoot=False)),
+        [
+            "homelab:features.secureBoot = False",
+            "homelab:features.diskEncryption: true",
+            "PCR signing key",
+            "Fix: set homelab:features.secureBoot: true, or homelab:features.diskEncryption: false",
+        ],
+    ),
+    (
         "schematic-id",
         edit(lambda c: c["image"].update(schematicId="abc123")),
         ["homelab:image.schematicId = 'abc123'", "64 lowercase hex", "Fix:"],
