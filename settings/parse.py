@@ -40,6 +40,13 @@ TOP_LEVEL_KEYS = (
 # The first Talos minor with the multi-document network, hostname and volume config we emit.
 MIN_TALOS_MINOR = (1, 12)
 
+# Without an image section: the guest agent (Proxmox reads each VM's DHCP address through it) and
+# nfs-utils (rpcbind and rpc.statd, which NFSv3 mounts with file locking need, as its manifest
+# says), the extensions the reference nodes ran. Names as Image Factory lists them
+# (siderolabs/extensions v1.12.4: guest-agents/qemu-guest-agent, storage/nfs-utils); checked
+# against its catalogue at run time (infra/image.py).
+DEFAULT_EXTENSIONS = ("siderolabs/qemu-guest-agent", "siderolabs/nfs-utils")
+
 _SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _KUBE_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
@@ -251,7 +258,7 @@ def _require_inside(key: str, address: IPv4Address, cidr: IPv4Network, cidr_key:
 
 
 def _image(section: Section) -> ImageSettings:
-    extensions = section.items("extensions", [])
+    extensions = section.items("extensions", list(DEFAULT_EXTENSIONS))
     for index, extension in enumerate(extensions):
         if not isinstance(extension, str) or not _EXTENSION.match(extension):
             raise ConfigError(

@@ -112,7 +112,7 @@ def test_schematic_is_built_from_the_extension_list(single: ProgramRun) -> None:
     assert document == {
         "customization": {
             "systemExtensions": {
-                "officialExtensions": ["siderolabs/nfs-mount", "siderolabs/qemu-guest-agent"]
+                "officialExtensions": ["siderolabs/nfs-utils", "siderolabs/qemu-guest-agent"]
             }
         }
     }

@@ -7,22 +7,31 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+import pulumi
 import pytest
+import yaml
 
 from harness.engine import ProgramRun
 from harness.environment import committed_config
+from harness.tokens import SCHEMATIC
 from settings import ConfigError, parse_settings
 from settings.compatibility import KUBERNETES_BY_TALOS_MINOR
 from tests.talos_schemas import TALOS_MINORS
 
 Program = Callable[..., ProgramRun]
 CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
+CATALOGUE = "talos:imageFactory/getExtensionsVersions:getExtensionsVersions"
 
 
 def config_with(**cluster: Any) -> dict[str, Any]:
     config = copy.deepcopy(committed_config())
     config["cluster"].update(cluster)
     return config
+
+
+def schematic_extensions(run: ProgramRun) -> list[str]:
+    document = yaml.safe_load(run.one(SCHEMATIC, "talos-schematic").inputs["schematic"])
+    return document["customization"]["systemExtensions"]["officialExtensions"]
 
 
 # --- 5. Kubernetes version: explicit, inside the configured Talos minor's range ---------------
@@ -69,6 +78,51 @@ def test_the_kubernetes_range_is_the_talos_minors_own(
 
 def test_every_talos_minor_the_patches_are_checked_against_has_a_kubernetes_range() -> None:
     assert {f"v{major}.{minor}" for major, minor in KUBERNETES_BY_TALOS_MINOR} == set(TALOS_MINORS)
+
+
+# --- 6. Extensions: real names, checked against Image Factory's catalogue ---------------------
+
+
+def test_without_an_image_section_the_default_extensions_are_used(program: Program) -> None:
+    config = committed_config()
+    del config["image"]
+    run = program(config)
+    assert schematic_extensions(run) == ["siderolabs/nfs-utils", "siderolabs/qemu-guest-agent"]
+
+
+def test_the_catalogue_of_the_configured_talos_version_is_asked(program: Program) -> None:
+    run = program(committed_config())
+    (catalogue,) = run.invoked(CATALOGUE)
+    # Unfiltered: the closest names to a wrong one come from the whole catalogue.
+    assert catalogue.args == {"talosVersion": "v1.12.4"}
+
+
+def test_an_unknown_extension_stops_the_run_before_anything_is_registered(
+    program: Program,
+) -> None:
+    config = committed_config()
+    config["image"]["extensions"] = ["siderolabs/qemu-guest-agent", "siderolabs/nfs-mount"]
+    run = program(config, expect_error=True)
+    assert isinstance(run.error, pulumi.RunError), run.error
+    message = str(run.error)
+    assert len(message.splitlines()) == 1, message
+    for fragment in (
+        "homelab:image.extensions[1] = 'siderolabs/nfs-mount'",
+        "not in Image Factory's extension catalogue for Talos v1.12.4",
+        "Fix: use siderolabs/nfs-utils",
+        "https://factory.talos.dev/version/v1.12.4/extensions/official",
+    ):
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    # Not even the schematic, the ISOs or the VMs it would feed.
+    assert run.registrations == [], [r.name for r in run.registrations]
+
+
+def test_an_explicit_schematic_id_needs_no_catalogue(program: Program) -> None:
+    config = committed_config()
+    config["image"]["schematicId"] = "b" * 64
+    run = program(config)
+    assert run.invoked(CATALOGUE) == []
+    assert run.of_type(SCHEMATIC) == []
 
 
 # --- 7. Disk encryption needs the secure-boot image -------------------------------------------
