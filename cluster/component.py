@@ -141,7 +141,6 @@ def _client_configuration(secrets: talos.machine.Secrets) -> pulumi.Output[Any]:
     )
 
 
-def _kubernetes_version(settings: Settings) -> str | None:
+def _kubernetes_version(settings: Settings) -> str:
     """Talos takes the bare version number; the config accepts it with or without a leading v."""
-    version = settings.cluster.kubernetes_version
-    return version.removeprefix("v") if version else None
+    return settings.cluster.kubernetes_version.removeprefix("v")

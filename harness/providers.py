@@ -44,6 +44,12 @@ class HomelabMocks(mocks.Mocks):
     def _invoke_result(self, token: str, given: dict[str, Any]) -> dict[str, Any]:
         if token == "talos:imageFactory/getUrls:getUrls":
             return {**given, "urls": _image_factory_urls(given)}
+        if token == "talos:imageFactory/getExtensionsVersions:getExtensionsVersions":
+            return {
+                **given,
+                "id": "extensions_info",
+                "extensionsInfos": _extensions_catalogue(given),
+            }
         if token == "talos:machine/getConfiguration:getConfiguration":
             role, name = given["machineType"], given["clusterName"]
             return {**given, "machineConfiguration": f"version: v1alpha1\n# {role} of {name}\n"}
@@ -101,6 +107,50 @@ def _image_factory_urls(given: dict[str, Any]) -> dict[str, str]:
             "uki": f"{image}/metal-amd64-secureboot-uki.efi",
         }
     return urls
+
+
+# A subset of Image Factory's official catalogue: directory names of siderolabs/extensions at tag
+# v1.12.4 (guest-agents/, storage/, network/), which the factory lists as siderolabs/<name> (its
+# name is the extension image's repository, image-factory internal/frontend/http/meta.go), with
+# each manifest.yaml.tmpl's author. Image tags and digests are stand-ins.
+_CATALOGUE = (
+    ("qemu-guest-agent", "Markus Reiter"),
+    ("xen-guest-agent", "Jerwin NJ"),
+    ("vmtoolsd-guest-agent", "Equinix and Siderolabs"),
+    ("btrfs", "Enno Boland"),
+    ("drbd", "Alexander Prentki"),
+    ("iscsi-tools", "Sidero Labs"),
+    ("mdadm", "Serge Logvinov"),
+    ("nfs-utils", "PostFinance"),
+    ("nfsd", "Cameron Mehl"),
+    ("nfsrahead", "Steve Kreitzer"),
+    ("zfs", "Aenix, Enix"),
+    ("tailscale", "Beau Trepp"),
+)
+
+
+def _extensions_catalogue(given: dict[str, Any]) -> list[dict[str, str]]:
+    """The data source's answer, filters applied as terraform-provider-talos v0.11.0 does
+    (talos_image_factory_extensions_versions_data_source.go: exact names, or substrings)."""
+    exact = (given.get("exactFilters") or {}).get("names") or []
+    parts = (given.get("filters") or {}).get("names") or []
+    infos = [
+        {
+            "name": f"siderolabs/{name}",
+            "ref": f"ghcr.io/siderolabs/{name}:{given['talosVersion']}",
+            "digest": f"sha256:{_digest(name, given['talosVersion'])}",
+            "author": author,
+            "description": f"[extra] {name} system extension",
+        }
+        for name, author in _CATALOGUE
+    ]
+    if not exact and not parts:
+        return infos
+    return [
+        info
+        for info in infos
+        if info["name"] in exact or any(part in info["name"] for part in parts)
+    ]
 
 
 def _fake_machine_secrets() -> dict[str, Any]:

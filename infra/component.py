@@ -8,9 +8,15 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 import pulumiverse_talos as talos
 
-from infra.image import ARCHITECTURE, PLATFORM, iso_file_name, schematic_document
+from infra.image import (
+    ARCHITECTURE,
+    PLATFORM,
+    checked_extensions,
+    iso_file_name,
+    schematic_document,
+)
 from infra.vm import create_vm
-from settings import Settings
+from settings import NAMESPACE, ConfigError, Settings
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,7 @@ class ProxmoxInfra(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: ProxmoxInfraArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        extensions = _catalogue_checked_extensions(args.settings)
         super().__init__("homelab:infra:ProxmoxInfra", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
@@ -42,7 +49,7 @@ class ProxmoxInfra(pulumi.ComponentResource):
         )
         on_proxmox = pulumi.ResourceOptions(parent=self, provider=provider)
 
-        self.schematic_id = self._schematic_id(settings, child)
+        self.schematic_id = self._schematic_id(settings, extensions, child)
         urls = talos.imagefactory.get_urls_output(
             talos_version=settings.cluster.talos_version,
             schematic_id=self.schematic_id,
@@ -100,11 +107,13 @@ class ProxmoxInfra(pulumi.ComponentResource):
             }
         )
 
-    def _schematic_id(self, settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _schematic_id(
+        self, settings: Settings, extensions: tuple[str, ...], opts: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
         if settings.image.schematic_id:
             return pulumi.Output.from_input(settings.image.schematic_id)
         schematic = talos.imagefactory.Schematic(
-            "talos-schematic", schematic=schematic_document(settings.image.extensions), opts=opts
+            "talos-schematic", schematic=schematic_document(extensions), opts=opts
         )
         return schematic.id
 
@@ -117,3 +126,27 @@ def _iso_host(settings: Settings, proxmox_node: str) -> str:
     overwrite_unmanaged), so the first node used downloads it once for every VM.
     """
     return settings.proxmox_nodes[0] if settings.proxmox.iso_datastore_shared else proxmox_node
+
+
+def _catalogue_checked_extensions(settings: Settings) -> tuple[str, ...]:
+    """The configured extensions, once Image Factory's catalogue for the Talos version has them.
+
+    The invoke's blocking form answers before anything is registered, so a wrong name stops the
+    run like any config error: one message, no schematic, ISO or VM. The whole catalogue is read
+    (no filters): the closest real names come from it. A given schematic ID needs no check: the
+    list is not used then, the ID's content is fixed by whoever registered it with Image Factory.
+    """
+    if settings.image.schematic_id:
+        return ()
+    catalogue = talos.imagefactory.get_extensions_versions(
+        talos_version=settings.cluster.talos_version
+    ).extensions_infos
+    try:
+        return checked_extensions(
+            settings.image.extensions,
+            [info.name for info in catalogue],
+            settings.cluster.talos_version,
+            f"{NAMESPACE}:image.extensions",
+        )
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
+
 import yaml
+
+from settings import ConfigError
 
 # Talos's nocloud platform reads the network-config of the Proxmox cloud-init drive (label cidata)
 # and so boots on the node's static IP; it ignores Proxmox's #cloud-config user-data and waits in
@@ -19,6 +24,33 @@ def schematic_document(extensions: tuple[str, ...]) -> str:
     """The Image Factory schematic: the official system extensions baked into the image."""
     customization = {"systemExtensions": {"officialExtensions": sorted(extensions)}}
     return yaml.safe_dump({"customization": customization}, sort_keys=True)
+
+
+def checked_extensions(
+    extensions: tuple[str, ...], catalogue: Sequence[str], talos_version: str, key: str
+) -> tuple[str, ...]:
+    """The extension list, once every name is one Image Factory offers for this Talos version.
+
+    Image Factory takes any schematic but refuses to build an image naming an extension it does
+    not have ("official extension ... is not available for Talos version", image-factory
+    internal/profile/profile.go), which would only surface as a failed ISO download.
+    """
+    # Compared without the vendor: every official name shares "siderolabs/", which would make
+    # any two names look alike.
+    by_short_name = {name.split("/", 1)[-1]: name for name in catalogue}
+    for index, name in enumerate(extensions):
+        if name not in catalogue:
+            short = name.split("/", 1)[-1]
+            matches = difflib.get_close_matches(short, list(by_short_name), n=3, cutoff=0.5)
+            closest = [by_short_name[match] for match in matches]
+            raise ConfigError(
+                f"{key}[{index}]",
+                name,
+                f"is not in Image Factory's extension catalogue for Talos {talos_version}",
+                (f"use {' or '.join(closest)}" if closest else "use a name from the catalogue")
+                + f" (all: https://factory.talos.dev/version/{talos_version}/extensions/official)",
+            )
+    return extensions
 
 
 def iso_file_name(talos_version: str, schematic_id: str, secure_boot: bool) -> str:

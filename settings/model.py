@@ -36,7 +36,7 @@ class ProxmoxSettings:
 class ClusterSettings:
     name: str
     talos_version: str
-    kubernetes_version: str | None
+    kubernetes_version: str
     endpoint_name: str | None
     install_disk: str
 

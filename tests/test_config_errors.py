@@ -144,6 +144,55 @@ CASES: list[tuple[str, Config, list[str]]] = [
         ["homelab:cluster.talosVersion = 'v1.11.5'", "Fix: use v1.12.0 or newer"],
     ),
     (
+        "kubernetes-version-unset",
+        edit(lambda c: c["cluster"].pop("kubernetesVersion", None)),
+        [
+            "homelab:cluster.kubernetesVersion = None",
+            "is required",
+            "Kubernetes 1.36.0",
+            "Fix: set it to a Kubernetes release from 1.30.0 to 1.35.x",
+        ],
+    ),
+    (
+        "kubernetes-version-format",
+        edit(lambda c: c["cluster"].update(kubernetesVersion="1.35")),
+        ["homelab:cluster.kubernetesVersion = '1.35'", "not a Kubernetes release", "vX.Y.Z"],
+    ),
+    (
+        "kubernetes-too-new-for-talos-1.12",
+        edit(lambda c: c["cluster"].update(kubernetesVersion="v1.36.0")),
+        [
+            "homelab:cluster.kubernetesVersion = 'v1.36.0'",
+            "outside the Kubernetes range Talos v1.12.4 (homelab:cluster.talosVersion) supports "
+            "(1.30.0 to 1.35.x)",
+            "Fix: pick a Kubernetes release from 1.30.0 to 1.35.x",
+        ],
+    ),
+    (
+        "kubernetes-too-old-for-talos-1.13",
+        edit(lambda c: c["cluster"].update(talosVersion="v1.13.0", kubernetesVersion="1.30.14")),
+        ["homelab:cluster.kubernetesVersion = '1.30.14'", "Talos v1.13.0", "1.31.0 to 1.36.x"],
+    ),
+    (
+        "talos-minor-without-kubernetes-range",
+        edit(lambda c: c["cluster"].update(talosVersion="v1.14.0")),
+        [
+            "homelab:cluster.talosVersion = 'v1.14.0'",
+            "(known: 1.12, 1.13)",
+            "settings/compatibility.py",
+        ],
+    ),
+    (
+        "disk-encryption-without-secure-boot",
+        edit(lambda c: c["features"].update(secureBoot=False)),
+        [
+            "homelab:features.secureBoot = False",
+            "homelab:features.diskEncryption: true",
+            "PCR signing key",
+            "Fix: set homelab:features.secureBoot: true, or homelab:features.diskEncryption: false",
+        ],
+    ),
+    (
         "schematic-id",
         edit(lambda c: c["image"].update(schematicId="abc123")),
         ["homelab:image.schematicId = 'abc123'", "64 lowercase hex", "Fix:"],

@@ -121,7 +121,7 @@ def test_schematic_is_built_from_the_extension_list(single: ProgramRun) -> None:
     assert document == {
         "customization": {
             "systemExtensions": {
-                "officialExtensions": ["siderolabs/nfs-mount", "siderolabs/qemu-guest-agent"]
+                "officialExtensions": ["siderolabs/nfs-utils", "siderolabs/qemu-guest-agent"]
             }
         }
     }
@@ -140,7 +140,7 @@ def test_an_explicit_schematic_id_replaces_the_schematic(program: Program) -> No
 
 def test_without_secure_boot_the_plain_image_is_used(program: Program) -> None:
     config = committed_config()
-    config["features"]["secureBoot"] = False
+    config["features"].update(secureBoot=False, diskEncryption=False)
     run = program(config)
     iso = run.one(ISO, "talos-iso-pve")
     assert iso.inputs["url"].endswith("/nocloud-amd64.iso")
