@@ -85,7 +85,7 @@ def load_stack_file(text: str, project: str) -> dict[str, Any]:
     config = document.get("config") if isinstance(document, dict) else None
     if not isinstance(config, dict):
         return {}
-    return {_full_key(key, project): _retype_timestamps(value) for key, value in config.items()}
+    return {_full_key(key, project): value for key, value in config.items()}
 
 
 def _full_key(key: str, project: str) -> str:
@@ -117,11 +117,13 @@ def _mapping(node: MappingNode) -> dict[str, Any]:
     for key_node, value_node in node.value:
         line = key_node.start_mark.line + 1
         # decode.go mapping(): keys are compared by node kind and text, before typing.
-        first = seen.setdefault((type(key_node), str(key_node.value)), line)
-        if first != line:
+        identity = (type(key_node), str(key_node.value))
+        if identity in seen:
             raise StackFileError(
-                f"line {line}: mapping key {key_node.value!r} already defined at line {first}"
+                f"line {line}: mapping key {key_node.value!r} already defined at line "
+                f"{seen[identity]}"
             )
+        seen[identity] = line
         if isinstance(key_node, ScalarNode) and key_node.tag == _PLAIN and key_node.value == "<<":
             raise StackFileError(f"line {line}: YAML merge keys are not supported here")
         result[_key_text(_value(key_node))] = _value(value_node)
@@ -147,7 +149,6 @@ _NAMED = {  # resolve.go resolveMapList: the only words with a meaning; yes/no/o
     **dict.fromkeys((".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF"), math.inf),
     **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
 }
-_IN_MAP = set("yYnNtTfFoO~")  # resolveTable 'M': looked up in _NAMED, else text
 _GO_INT = re.compile(r"[+-]?(0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*)")
 _GO_UINT = re.compile(r"0[xX][0-9a-fA-F]+|0[bB][01]+|0[oO][0-7]+|0[0-7]*|[1-9][0-9]*")
 _DOT_FLOAT = re.compile(r"\.[0-9]+([eE][-+]?[0-9]+)?")  # what Go's ParseFloat takes after a '.'
@@ -168,12 +169,14 @@ def _plain_scalar(text: str) -> Any:
         return _go_float(text) if _DOT_FLOAT.fullmatch(text) else text
     if first in "+-0123456789":
         return _number_or_timestamp(text)
-    return text  # letters (yes, on, y, …) included: only _NAMED words have a meaning
+    # Letters included: resolveTable sends y/n/t/f/o/~ to the _NAMED lookup only, so yes, on
+    # and off stay text.
+    return text
 
 
 def _number_or_timestamp(text: str) -> Any:
-    if _timestamp(text) is not None:
-        return _Timestamp(text)
+    if (timestamp := _timestamp(text)) is not None:
+        return _go_time_text(timestamp)
     plain = text.replace("_", "")
     # strconv.ParseInt(plain, 0, 64), then ParseUint: base prefixes 0x, 0b, 0o and a bare
     # leading 0 (octal: 0755 is 493). resolve.go's later 0b/0o branches add nothing to these.
@@ -196,10 +199,6 @@ def _go_float(text: str) -> float | str:
     return text if math.isinf(value) else value
 
 
-class _Timestamp(str):
-    """An unquoted timestamp, rewritten after the whole file is read (`_retype_timestamps`)."""
-
-
 def _timestamp(text: str) -> re.Match[str] | None:
     """time.Parse with one of the four layouts: fields of 1-2 digits, ranges checked."""
     match = _TIMESTAMP.fullmatch(text)
@@ -218,29 +217,19 @@ def _timestamp(text: str) -> re.Match[str] | None:
     return match
 
 
-def _retype_timestamps(value: Any) -> Any:
-    """unmarshalObject (object.go) keeps a time.Time as its String():."""
-    if isinstance(value, _Timestamp):
-        match = _timestamp(value)
-        assert match is not None
-        if match["zone"] not in (None, "Z"):
-            # time.Parse puts a numeric offset in the machine's local zone when they agree, so
-            # the text the CLI passes on depends on where it runs.
-            raise StackFileError(f"{value}: a timestamp with an offset is not reproducible")
-        fields = (
-            int(match[name] or 0) for name in ("year", "month", "day", "hour", "minute", "second")
-        )
-        year, month, day, hour, minute, second = fields
-        fraction = (match["fraction"] or "")[:9].rstrip("0")
-        return (
-            f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
-            f"{'.' + fraction if fraction else ''} +0000 UTC"
-        )
-    if isinstance(value, dict):
-        return {key: _retype_timestamps(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_retype_timestamps(item) for item in value]
-    return value
+def _go_time_text(match: re.Match[str]) -> str:
+    """object.go keeps a time.Time as its String(): "2006-01-02 15:04:05 +0000 UTC"."""
+    if match["zone"] not in (None, "Z"):
+        # time.Parse puts a numeric offset in the machine's local zone when they agree, so the
+        # text the CLI passes on depends on where it runs.
+        raise StackFileError(f"{match[0]}: a timestamp with an offset is not reproducible")
+    names = ("year", "month", "day", "hour", "minute", "second")
+    year, month, day, hour, minute, second = (int(match[name] or 0) for name in names)
+    fraction = (match["fraction"] or "")[:9].rstrip("0")
+    return (
+        f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
+        f"{'.' + fraction if fraction else ''} +0000 UTC"
+    )
 
 
 # --- 3: the map the CLI hands to the language host ---------------------------------------------

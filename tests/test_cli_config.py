@@ -90,9 +90,15 @@ def test_nested_scalars_are_typed_by_the_clis_yaml_reader(text: str, cli: Any) -
     assert passed["value"] == cli and type(passed["value"]) is type(cli)
 
 
-def test_a_duplicate_key_is_refused_as_the_cli_does() -> None:
-    with pytest.raises(StackFileError, match="mapping key 'cores' already defined at line 3"):
-        load_stack_file("config:\n  homelab:nodes:\n    - cores: 1\n      cores: 2\n", PROJECT)
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("    - cores: 1\n      cores: 2\n", 3), ("    - {cores: 1, cores: 2}\n", 3)],
+    ids=["block", "flow"],
+)
+def test_a_duplicate_key_is_refused_as_the_cli_does(text: str, line: int) -> None:
+    # yaml.v3 decode.go mapping(): "mapping key … already defined at line …".
+    with pytest.raises(StackFileError, match=f"mapping key 'cores' already defined at line {line}"):
+        load_stack_file(f"config:\n  homelab:nodes:\n{text}", PROJECT)
 
 
 @pytest.mark.parametrize("preview", [True, False], ids=["preview", "update"])
