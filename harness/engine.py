@@ -9,7 +9,6 @@ what each invoke waits for (see RecordingMonitor.GetDeploymentInfo).
 from __future__ import annotations
 
 import itertools
-import json
 import runpy
 import threading
 from collections.abc import Iterator, Mapping
@@ -25,9 +24,11 @@ from pulumi.runtime.settings import reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from harness.cliconfig import shim_config, wire_config
 from harness.providers import HomelabMocks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "homelab"  # Pulumi.yaml `name`: the namespace of unprefixed stack config keys
 SECRET_SIG = rpc._special_sig_key
 SECRET_VALUE = rpc._special_secret_sig
 
@@ -204,25 +205,25 @@ def plain_strings(value: Any) -> Iterator[str]:
 def run_program(
     config: Mapping[str, Any], preview: bool = False, expect_error: bool = False
 ) -> ProgramRun:
-    """Evaluate __main__.py with the given `homelab:` config.
+    """Evaluate __main__.py with the given stack config, as `pulumi preview` or `pulumi up` would.
 
-    An error the program raises is re-raised, or with expect_error kept in the result together
-    with whatever was registered before it.
+    `config` holds values as the CLI reads them from Pulumi.<stack>.yaml (harness/cliconfig.py
+    load_stack_file; keys without a namespace are `homelab:` keys); they reach the program in the
+    CLI's encoding, through the language host's shim. An error the program raises is re-raised,
+    or with expect_error kept in the result together with whatever was registered before it.
     """
     reset_options()
     monitor = RecordingMonitor(HomelabMocks())
     mocks.set_mocks(
-        HomelabMocks(), project="homelab", stack="homelab", preview=preview, monitor=monitor
-    )
-    pulumi.runtime.set_all_config(
-        {f"homelab:{key}": json.dumps(value) for key, value in config.items()}
+        HomelabMocks(), project=PROJECT, stack="homelab", preview=preview, monitor=monitor
     )
 
     def program() -> None:
         runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
 
     try:
-        _sync_await(run_pulumi_func(program))
+        with shim_config(wire_config(config, PROJECT)):
+            _sync_await(run_pulumi_func(program))
     except Exception as error:
         if not expect_error:
             raise

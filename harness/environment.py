@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from harness.engine import PROJECT_ROOT
+from harness.cliconfig import load_stack_file
+from harness.engine import PROJECT, PROJECT_ROOT
 
 PROXMOX_TOKEN = "pulumi@pve!homelab=0b9c2a6e-3f5d-4c1e-9a77-5d2f8e1c4b60"
 CLUSTER_SECRETS = {
@@ -35,9 +36,12 @@ print(json.dumps(yaml.safe_load(text)))
 
 
 def committed_config() -> dict[str, Any]:
-    """The `homelab:` config of Pulumi.homelab.yaml, keys without the namespace."""
-    document = yaml.safe_load((PROJECT_ROOT / "Pulumi.homelab.yaml").read_text())
-    return {key.split(":", 1)[1]: value for key, value in document["config"].items()}
+    """The `homelab:` config of Pulumi.homelab.yaml as the CLI reads it, keys without namespace."""
+    config = load_stack_file((PROJECT_ROOT / "Pulumi.homelab.yaml").read_text(), PROJECT)
+    prefix = f"{PROJECT}:"
+    return {
+        key.removeprefix(prefix): value for key, value in config.items() if key.startswith(prefix)
+    }
 
 
 def ha_config() -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Mapping
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from settings.compatibility import KUBERNETES_BY_TALOS_MINOR, KubernetesRange, known_minors
@@ -23,19 +24,16 @@ from settings.model import (
     Role,
     Settings,
 )
-from settings.reader import Section
+from settings.reader import ConfigKind, Section
 
 NAMESPACE = "homelab"
-TOP_LEVEL_KEYS = (
-    "secretsFile",
-    "proxmox",
-    "cluster",
-    "network",
-    "image",
-    "features",
-    "nodes",
-    "gitops",
-    "clusterSettings",
+# Every key of the namespace, with how the CLI passes its value (settings/reader.py, ConfigKind).
+TOP_LEVEL_KEYS: Mapping[str, ConfigKind] = MappingProxyType(
+    {"secretsFile": ConfigKind.TEXT, "clusterSettings": ConfigKind.STRUCTURED}
+    | dict.fromkeys(
+        ("proxmox", "cluster", "network", "image", "features", "nodes", "gitops"),
+        ConfigKind.STRUCTURED,
+    )
 )
 # The first Talos minor with the multi-document network, hostname and volume config we emit.
 MIN_TALOS_MINOR = (1, 12)
@@ -484,7 +482,6 @@ def _substitution_value(section: Section, key: str) -> str:
             "is not a Flux substitution variable name",
             "use UPPER_CASE letters, digits and '_'",
         )
-    value = section.raw(key)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ConfigError(section.key(key), value, "must be a string", "quote the value")
-    return str(value)
+    # Strings only: an unquoted number reaches the program already retyped by the CLI's YAML
+    # reader (0755 as 493, 1.10 as 1.1), so the text the user meant cannot be recovered.
+    return section.text(key)

@@ -1,4 +1,9 @@
-"""Fixtures: a stub `sops` on PATH, a secrets file, an age key, program runs."""
+"""Fixtures: a stub `sops` on PATH, a secrets file, an age key, program runs.
+
+Every run's config reaches the program as the Pulumi CLI passes it (harness/cliconfig.py):
+`program` takes config values as the CLI's YAML reader types them, `stack_file` a stack file's
+text.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from harness.engine import ProgramRun, run_program
+from harness.cliconfig import load_stack_file
+from harness.engine import PROJECT, ProgramRun, run_program
 from harness.environment import ProgramEnvironment, write_program_environment
 
 
@@ -46,3 +52,24 @@ def program(
         return run_program({**config, "secretsFile": str(secrets_file)}, expect_error=expect_error)
 
     yield run
+
+
+@pytest.fixture
+def stack_file(
+    environment: ProgramEnvironment,
+    stub_sops: Path,
+    age_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., ProgramRun]:
+    """Run the program on a Pulumi.<stack>.yaml text, read and passed on as the CLI does.
+
+    It runs where the test's secrets.enc.yaml is, so the committed `homelab:secretsFile`
+    (a path relative to the project directory `pulumi up` runs in) needs no change.
+    """
+    monkeypatch.chdir(environment.secrets_file.parent)
+
+    def run(text: str, preview: bool = False, expect_error: bool = False) -> ProgramRun:
+        config = load_stack_file(text, PROJECT)
+        return run_program(config, preview=preview, expect_error=expect_error)
+
+    return run

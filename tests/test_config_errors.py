@@ -238,6 +238,15 @@ CASES: list[tuple[str, Config, list[str]]] = [
         ["homelab:nodes[0].mac = None", "is required"],
     ),
     (
+        "missing-top-level-key",
+        edit(lambda c: c.pop("network")),
+        [
+            "homelab:network = None",
+            "is required",
+            "Fix: set homelab:network in Pulumi.homelab.yaml",
+        ],
+    ),
+    (
         "derived-cluster-setting",
         edit(lambda c: c["clusterSettings"].update(CLUSTER_NAME="x")),
         ["homelab:clusterSettings.CLUSTER_NAME = 'x'", "remove it from clusterSettings"],
