@@ -98,10 +98,8 @@ def test_the_check_covers_the_whole_talos_side(run: ProgramRun) -> None:
 
 def test_the_sdk_sends_invoke_dicts_as_written_and_typed_args_by_their_declared_names() -> None:
     """The SDK behaviour the fix rests on, from its serializer (pulumi/runtime/rpc.py)."""
-    as_written = {"ca_certificate": "ca", "client_certificate": "crt", "client_key": "key"}
-    typed = talos.cluster.GetHealthClientConfigurationArgs(
-        ca_certificate="ca", client_certificate="crt", client_key="key"
-    )
+    as_written = dict.fromkeys(("ca_certificate", "client_certificate", "client_key"), "pem")
+    typed = talos.cluster.GetHealthClientConfigurationArgs(**as_written)
 
     def wire(value: object) -> dict[str, object]:
         struct = _sync_await(rpc.serialize_properties({"clientConfiguration": value}, {}))
