@@ -6,7 +6,7 @@ cluster settings and the cluster secrets are in place before the first Kustomiza
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +68,10 @@ class GitOps(pulumi.ComponentResource):
         if settings.gitops.uses_ssh:
             key = tls.PrivateKey("flux-deploy-key", algorithm="ED25519", opts=self._child())
             self.deploy_key_public = key.public_key_openssh
-            key.public_key_openssh.apply(_announce_deploy_key(settings.gitops.repository))
+            if not pulumi.runtime.is_dry_run():
+                # Only in the update: a preview that knows the key from state would print it
+                # a second time in the same `pulumi up`.
+                key.public_key_openssh.apply(_announce_deploy_key(settings.gitops.repository, key))
             git_auth = {
                 "identity": key.private_key_openssh,
                 "identity.pub": key.public_key_openssh,
@@ -95,7 +98,7 @@ class GitOps(pulumi.ComponentResource):
         # Flux must find its credentials, key and substitutions on its very first reconcile.
         after_inputs = self._child(provider, depends_on=[flux, *inputs])
 
-        _flux_object(
+        source = _flux_object(
             name=SOURCE_NAME,
             api_version="source.toolkit.fluxcd.io/v1",
             kind="GitRepository",
@@ -103,14 +106,28 @@ class GitOps(pulumi.ComponentResource):
             timeout_seconds=SOURCE_TIMEOUT,
             opts=after_inputs,
         )
+        _announce_wait(
+            source,
+            f"Flux to reach {settings.gitops.repository}",
+            SOURCE_TIMEOUT,
+            "sources git",
+            inputs,
+        )
         for layer in LAYERS:
-            _flux_object(
+            kustomization = _flux_object(
                 name=layer.name,
                 api_version="kustomize.toolkit.fluxcd.io/v1",
                 kind="Kustomization",
                 spec=kustomization_spec(layer),
                 timeout_seconds=LAYER_TIMEOUT,
                 opts=after_inputs,
+            )
+            _announce_wait(
+                kustomization,
+                f"Flux layer {layer.name} to be Ready",
+                LAYER_TIMEOUT,
+                "kustomizations",
+                inputs,
             )
         self.register_outputs({"deployKeyPublic": self.deploy_key_public})
 
@@ -156,11 +173,38 @@ def _flux_object(
     )
 
 
-def _announce_deploy_key(repository: str) -> Any:
+def _announce_deploy_key(repository: str, key: tls.PrivateKey) -> Callable[[str], None]:
     def announce(public_key: str) -> None:
+        # The key alone on its last line, so it can be copied whole.
         pulumi.log.info(
-            f"Flux deploy key — add it read-only to {repository} if it is not there yet "
-            f"(Pulumi waits for Flux to reach the repository): {public_key.strip()}"
+            f"Flux deploy key: add it read-only to {repository} if it is not there yet "
+            f"(Pulumi waits for Flux to reach the repository):\n{public_key.strip()}",
+            resource=key,
         )
 
     return announce
+
+
+def _announce_wait(
+    resource: pulumi.CustomResource,
+    what: str,
+    timeout_seconds: str,
+    flux_kind: str,
+    inputs: Sequence[pulumi.CustomResource],
+) -> None:
+    """Log what `pulumi up` waits for, and how to watch it, once the wait begins.
+
+    The wait starts when Flux's inputs exist; only an update waits. `flux get <kind> --watch` is
+    the flag `flux get` declares for every kind (fluxcd/flux2 cmd/flux/get.go).
+    """
+    if pulumi.runtime.is_dry_run():
+        return
+    minutes = int(timeout_seconds) // 60
+    message = (
+        f"Waiting up to {minutes} min for {what}. Watch it with:\n"
+        f"flux --kubeconfig ./kubeconfig get {flux_kind} --watch\n"
+        "(./kubeconfig is exported after the first successful run.)"
+    )
+    pulumi.Output.all(*(item.id for item in inputs)).apply(
+        lambda _: pulumi.log.info(message, resource=resource)
+    )

@@ -3,7 +3,8 @@
 The stock MockMonitor hands mocks only type, name and inputs; the recording monitor keeps the
 rest of each registration (parent, dependencies, ignore_changes, retain_on_delete, the raw inputs
 with their secret markers) so tests can assert on the graph the engine would see. It also records
-what each invoke waits for (see RecordingMonitor.GetDeploymentInfo).
+what each invoke waits for (see RecordingMonitor.GetDeploymentInfo), and the recording engine
+every message the program logs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks, rpc
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.proto import engine_pb2, resource_pb2
 from pulumi.runtime.settings import reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -57,11 +58,33 @@ class Registration:
 @dataclass
 class Invocation:
     token: str
+    # As the provider receives them: keys exactly as on the wire (deserialize_properties renames
+    # nothing), secrets already unwrapped by the SDK before it sends an invoke.
     args: dict[str, Any]
     seq: int
     # URNs the invoke waited for: its depends_on plus its inputs' dependencies, components
     # expanded to their children, exactly as the SDK sends them to the engine.
     dependencies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    severity: str  # engine_pb2.LogSeverity name: DEBUG, INFO, WARNING, ERROR
+    message: str
+    urn: str  # of the resource the message is attached to; "" for none
+
+
+class RecordingEngine(mocks.MockEngine):
+    """The engine's Log RPC, as `pulumi.log.*` calls it, keeping every message."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.logs: list[LogEntry] = []
+
+    def Log(self, request: Any) -> None:  # noqa: N802  (gRPC method name)
+        severity = engine_pb2.LogSeverity.Name(request.severity)
+        self.logs.append(LogEntry(severity, request.message, request.urn))
+        super().Log(request)
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -136,6 +159,7 @@ class ProgramRun:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     error: BaseException | None = None
+    logs: list[LogEntry] = field(default_factory=list)
 
     def of_type(self, kind: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == kind]
@@ -217,6 +241,10 @@ def run_program(
     mocks.set_mocks(
         HomelabMocks(), project=PROJECT, stack="homelab", preview=preview, monitor=monitor
     )
+    # set_mocks installs a MockEngine that only forwards to a logger; keep the messages instead.
+    # (setattr, as settings.configure does it: the attribute is a context-variable property.)
+    engine = RecordingEngine()
+    setattr(pulumi.runtime.settings.SETTINGS, "engine", engine)  # noqa: B010
 
     def program() -> None:
         runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
@@ -227,7 +255,9 @@ def run_program(
     except Exception as error:
         if not expect_error:
             raise
-        return ProgramRun(list(monitor.registrations), list(monitor.invocations), {}, set(), error)
+        return ProgramRun(
+            list(monitor.registrations), list(monitor.invocations), {}, set(), error, engine.logs
+        )
     if expect_error:
         raise AssertionError("the program was expected to fail but evaluated cleanly")
     root = pulumi.runtime.settings.get_root_resource()
@@ -242,4 +272,5 @@ def run_program(
         invocations=list(monitor.invocations),
         outputs=outputs,
         secret_outputs=secret_outputs,
+        logs=engine.logs,
     )

@@ -26,7 +26,7 @@ class HomelabMocks(mocks.Mocks):
         if kind == "talos:imageFactory/schematic:Schematic":
             return _digest(inputs["schematic"]), inputs
         if kind == "talos:machine/secrets:Secrets":
-            return "machine-secrets", {**inputs, **_fake_machine_secrets()}
+            return "machine-secrets", {**inputs, **fake_machine_secrets()}
         if kind == "talos:cluster/kubeconfig:Kubeconfig":
             return "kubeconfig", {**inputs, "kubeconfigRaw": "apiVersion: v1\nkind: Config\n"}
         if kind == "tls:index/privateKey:PrivateKey":
@@ -153,7 +153,8 @@ def _extensions_catalogue(given: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def _fake_machine_secrets() -> dict[str, Any]:
+def fake_machine_secrets() -> dict[str, Any]:
+    """The Secrets resource's outputs as the provider returns them (camelCase wire names)."""
     pair = {"cert": "Y2VydA==", "key": "a2V5"}
     return {
         "clientConfiguration": {

@@ -14,6 +14,7 @@ from harness.tokens import APPLY, BOOTSTRAP, HEALTH, KUBECONFIG, SECRETS, VM
 from tests.talos_schemas import TALOS_MINORS, schema_errors
 
 Program = Callable[..., ProgramRun]
+TALOSCONFIG = "talos:client/getConfiguration:getConfiguration"
 
 
 @pytest.fixture(params=["single-node", "3cp-2w"])
@@ -83,6 +84,33 @@ def test_config_applies_do_not_wait_for_each_other(program: Program) -> None:
     applies = run.of_type(APPLY)
     for first in applies:
         assert not any(run.waits_for(first, other) for other in applies if other is not first)
+
+
+def test_talos_invokes_get_the_cluster_secrets_whole_and_by_their_wire_names(
+    run: ProgramRun,
+) -> None:
+    """Invokes pass nested keys as written: each must arrive exactly as the provider names them."""
+    (secrets,) = run.of_type(SECRETS)
+    configurations = run.invoked("talos:machine/getConfiguration:getConfiguration")
+    assert configurations
+    for invocation in configurations:
+        assert invocation.args["machineSecrets"] == secrets.state["machineSecrets"]
+    client_invokes = [*run.invoked(HEALTH), *run.invoked(TALOSCONFIG)]
+    assert len(client_invokes) == 2
+    for invocation in client_invokes:
+        assert invocation.args["clientConfiguration"] == secrets.state["clientConfiguration"]
+
+
+def test_node_steps_get_a_30_minute_budget_the_provider_reads(run: ProgramRun) -> None:
+    """The resources' own `timeouts` inputs, as sent: a slow uplink pulls the installer."""
+    applies = run.of_type(APPLY)
+    assert applies
+    for apply in applies:
+        assert apply.raw_inputs["timeouts"] == {"create": "30m", "update": "30m"}
+    (bootstrap,) = run.of_type(BOOTSTRAP)
+    assert bootstrap.raw_inputs["timeouts"] == {"create": "30m"}
+    (health,) = run.invoked(HEALTH)
+    assert health.args["timeouts"] == {"read": "30m"}
 
 
 def test_machine_secrets_survive_a_talos_upgrade(run: ProgramRun) -> None:
