@@ -22,7 +22,11 @@ try:
         {key: config.get_object(key) for key in TOP_LEVEL_KEYS if config.get(key) is not None},
         os.environ,
     )
-    secrets = secret_values(decrypt_secrets_file(settings.secrets_file), settings, os.environ)
+    secrets = secret_values(
+        decrypt_secrets_file(settings.secrets_file, settings.gitops.age_key_file, os.environ),
+        settings,
+        os.environ,
+    )
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None
