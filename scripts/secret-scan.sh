@@ -7,7 +7,7 @@
 # Needs detect-secrets and sops on PATH; `uv run` puts the dev dependencies' copies there.
 # SOPS's own files are left out, as their content is high-entropy by design: .sops.yaml (age
 # public keys) and every *.enc.* file that sops itself reports as encrypted (`sops filestatus`,
-# sops >= 3.9.0). A *.enc.* file that sops does not recognise — plain text under an encrypted
+# since sops 3.9.0). A *.enc.* file that sops does not recognise — plain text under an encrypted
 # name — is scanned like any other file.
 set -euo pipefail
 

@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import re
 import subprocess
+import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,33 @@ def test_the_age_key_may_come_from_sops_age_key_as_in_ci(tmp_path: Path) -> None
         read_age_key(missing_file, {"SOPS_AGE_KEY": "not a key"})
     with pytest.raises(ConfigError, match="names no file"):
         read_age_key(missing_file, {})
+
+
+def test_mise_config_export_writes_files_sops_decrypts(tmp_path: Path) -> None:
+    """The config:export task's own script (no Tera tags in it, so mise runs it as written), with
+    a stand-in `pulumi` that prints a stack output."""
+    tasks = tomllib.loads((PROJECT_ROOT / ".mise.toml").read_text())["tasks"]
+    script = tasks["config:export"]["run"]
+    key_file, recipient = new_key(tmp_path)
+    (tmp_path / ".sops.yaml").write_text(sops_config(recipient))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pulumi_cli = bin_dir / "pulumi"
+    pulumi_cli.write_text('#!/bin/sh\nprintf "apiVersion: v1\\nkind: Config\\nname: %s\\n" "$6"\n')
+    pulumi_cli.chmod(0o755)
+    env = sops_env(tmp_path, key_file)
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True)
+
+    for name in ("talosconfig", "kubeconfig"):
+        encrypted = tmp_path / f"{name}.enc.yaml"
+        assert "ENC[AES256_GCM," in encrypted.read_text()
+        decrypted = subprocess.run(
+            [str(SOPS), "decrypt", str(encrypted)], env=env, check=True, capture_output=True
+        )
+        assert yaml.safe_load(decrypted.stdout) == {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "name": name,
+        }
