@@ -53,7 +53,11 @@ def stack_config() -> dict[str, Any]:
 
 try:
     settings = parse_settings(stack_config(), os.environ)
-    secrets = secret_values(decrypt_secrets_file(settings.secrets_file), settings, os.environ)
+    secrets = secret_values(
+        decrypt_secrets_file(settings.secrets_file, settings.gitops.age_key_file, os.environ),
+        settings,
+        os.environ,
+    )
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None

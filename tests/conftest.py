@@ -1,4 +1,5 @@
-"""Fixtures: a stub `sops` on PATH, a secrets file, an age key, program runs.
+"""Fixtures: the real `sops` on PATH, an age key, a secrets file encrypted to it, program
+runs.
 
 Every run's config reaches the program as the Pulumi CLI passes it (harness/cliconfig.py):
 `program` takes config values as the CLI's YAML reader types them, `stack_file` a stack file's
@@ -7,7 +8,7 @@ text.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,15 @@ def environment(tmp_path: Path) -> ProgramEnvironment:
 
 
 @pytest.fixture
-def stub_sops(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
+def sops(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", environment.path())
     return environment.sops
+
+
+@pytest.fixture
+def write_secrets(environment: ProgramEnvironment) -> Callable[[Mapping[str, Any]], None]:
+    """Replace the secrets file with a document, encrypted by the real sops to the test's key."""
+    return environment.write_secrets
 
 
 @pytest.fixture
@@ -36,16 +43,16 @@ def secrets_file(environment: ProgramEnvironment) -> Path:
 
 @pytest.fixture
 def age_key(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # A key in the caller's environment (a shell, CI) would win over the test's key file.
+    # The program hands Flux SOPS_AGE_KEY before the key file (read_age_key): keep the caller's out.
     monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(environment.age_key))
+    # Nor may sops find the caller's own default key file (~/.config/sops/age/keys.txt).
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(environment.age_key.parent / "no-config"))
     return environment.age_key
 
 
 @pytest.fixture
-def program(
-    stub_sops: Path, secrets_file: Path, age_key: Path
-) -> Iterator[Callable[..., ProgramRun]]:
+def program(sops: Path, secrets_file: Path, age_key: Path) -> Iterator[Callable[..., ProgramRun]]:
     """Run the program with a config (its secretsFile pointed at the test's secrets file)."""
 
     def run(config: dict[str, Any], expect_error: bool = False) -> ProgramRun:
@@ -57,7 +64,7 @@ def program(
 @pytest.fixture
 def stack_file(
     environment: ProgramEnvironment,
-    stub_sops: Path,
+    sops: Path,
     age_key: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Callable[..., ProgramRun]:

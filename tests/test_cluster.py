@@ -148,7 +148,7 @@ def test_machine_configuration_travels_as_a_secret(run: ProgramRun) -> None:
 
 
 def test_a_preview_never_waits_on_the_health_check(
-    stub_sops: Path, secrets_file: Path, age_key: Path
+    sops: Path, secrets_file: Path, age_key: Path
 ) -> None:
     run = run_program({**committed_config(), "secretsFile": str(secrets_file)}, preview=True)
     assert run.invoked(HEALTH) == []

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
-import yaml
 
 from harness.engine import ProgramRun
-from harness.environment import committed_config, ha_config
+from harness.environment import (
+    committed_config,
+    ha_config,
+    new_age_key,
+    secrets_document,
+)
 
 Config = dict[str, Any]
 
@@ -296,24 +300,37 @@ def test_missing_sops_binary(
     assert_clean_failure(run, ["`sops` binary is not on PATH", "mise install"])
 
 
-def test_failed_decryption(program: Callable[..., ProgramRun], secrets_file: Path) -> None:
-    secrets_file.write_text("FAIL: encrypted to another key\n")
+def test_failed_decryption(
+    program: Callable[..., ProgramRun], write_secrets: Callable[..., None], age_key: Path
+) -> None:
+    # Encrypted by the real sops to someone else's key: the test's key cannot decrypt it.
+    other = new_age_key().recipient
+    write_secrets(secrets_document(), recipient=other)
     run = program(committed_config(), expect_error=True)
     assert_clean_failure(
-        run, ["sops could not decrypt it (Failed to get the data key", "SOPS_AGE_KEY_FILE"]
+        run,
+        [
+            "sops could not decrypt it (Failed to get the data key",
+            # sops's own reason, not only its last line "(but none were.)"
+            "identity did not match any of the recipients",
+            other,
+            f"SOPS_AGE_KEY_FILE (or homelab:gitops.ageKeyFile, now {age_key})",
+        ],
     )
 
 
-def test_missing_secret_key(program: Callable[..., ProgramRun], secrets_file: Path) -> None:
-    secrets_file.write_text(yaml.safe_dump({"clusterSecrets": {}}))
+def test_missing_secret_key(
+    program: Callable[..., ProgramRun], write_secrets: Callable[[Mapping[str, Any]], None]
+) -> None:
+    write_secrets({"clusterSecrets": {}})
     run = program(committed_config(), expect_error=True)
     assert_clean_failure(run, [":proxmox.apiToken = None", "missing", "sops:edit"])
 
 
 def test_malformed_token_is_reported_without_its_value(
-    program: Callable[..., ProgramRun], secrets_file: Path
+    program: Callable[..., ProgramRun], write_secrets: Callable[[Mapping[str, Any]], None]
 ) -> None:
-    secrets_file.write_text(yaml.safe_dump({"proxmox": {"apiToken": "hunter2-not-a-token"}}))
+    write_secrets({"proxmox": {"apiToken": "hunter2-not-a-token"}})
     run = program(committed_config(), expect_error=True)
     assert_clean_failure(run, [":proxmox.apiToken = '<redacted>'", "USER@REALM!TOKENID=UUID"])
     assert "hunter2" not in str(run.error)

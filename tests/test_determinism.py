@@ -145,7 +145,7 @@ def test_another_hash_seed_changes_nothing(
     """Set order is only random across interpreters: compare two with fixed, different seeds."""
     config = {**ha_config(), "secretsFile": str(secrets_file)}
     outputs = [tmp_path / f"seed-{seed}.json" for seed in (1, 2)]
-    # The fixtures put the stub sops and the age key in os.environ; the children inherit them.
+    # The fixtures put the real sops (PATH) and the age key in os.environ; children inherit them.
     children = [
         subprocess.Popen(
             [sys.executable, "-c", FRESH_INTERPRETER, str(out)],

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gitops.layers import LAYERS, Layer, check_layers
 from harness.engine import PROJECT_ROOT, ProgramRun, plain_strings
-from harness.environment import CLUSTER_SECRETS, committed_config
+from harness.environment import CLUSTER_SECRETS, committed_config, secrets_document
 from harness.tokens import (
     CONFIGMAP,
     DEPLOY_KEY,
@@ -121,9 +122,9 @@ def test_git_source_over_ssh_with_a_generated_deploy_key(run: ProgramRun) -> Non
 
 
 def test_git_source_over_https_with_the_token_from_the_secrets_file(
-    program: Program, secrets_file: Path
+    program: Program, write_secrets: Callable[[Mapping[str, Any]], None]
 ) -> None:
-    secrets_file.write_text(secrets_file.read_text() + "git:\n  httpsToken: ghp_testtoken\n")
+    write_secrets({**secrets_document(), "git": {"httpsToken": "ghp_testtoken"}})
     config = committed_config()
     config["gitops"]["repository"] = "https://github.com/example/homelab.git"
     run = program(config)

@@ -61,7 +61,7 @@ def test_the_deploy_key_is_printed_once_on_a_line_of_its_own(run: ProgramRun) ->
 
 
 def test_a_preview_waits_for_nothing_and_prints_no_deploy_key(
-    stub_sops: Path, secrets_file: Path, age_key: Path
+    sops: Path, secrets_file: Path, age_key: Path
 ) -> None:
     """`pulumi up` previews, then updates: the key the preview knows from state is not repeated."""
     run = run_program({**committed_config(), "secretsFile": str(secrets_file)}, preview=True)
