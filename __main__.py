@@ -6,6 +6,7 @@ import pulumi
 
 from cluster import TalosCluster, TalosClusterArgs
 from gitops import GitOps, GitOpsArgs
+from gitops.substitutions import check_substitutions
 from infra import ProxmoxInfra, ProxmoxInfraArgs
 from settings import (
     NAMESPACE,
@@ -22,7 +23,10 @@ try:
         {key: config.get_object(key) for key in TOP_LEVEL_KEYS if config.get(key) is not None},
         os.environ,
     )
-    secrets = secret_values(decrypt_secrets_file(settings.secrets_file), settings, os.environ)
+    decrypted = decrypt_secrets_file(settings.secrets_file)
+    secrets = secret_values(decrypted, settings, os.environ)
+    # Every ${VAR} of kubernetes/ gets a real value Flux can substitute safely.
+    check_substitutions(settings.flux_settings, decrypted, settings.secrets_file)
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None
