@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from tests.manifests.detectors import is_storage_request, resources_problems
 from tests.manifests.tree import (
     DOMAIN_VAR,
@@ -71,7 +73,11 @@ def test_traefik_values() -> None:
     assert dig(values, ("service", "type")) == "ClusterIP"
     assert dig(values, ("providers", "kubernetesIngress", "enabled")) is False
     assert dig(values, ("providers", "kubernetesGateway", "enabled")) is True
-    assert dig(values, ("ingressRoute", "dashboard", "enabled")) is False
+    # The documented port-forward to 8080 shows the dashboard only if something routes to it
+    # there: the chart's IngressRoute on the `traefik` entry point (port 8080), kept unexposed.
+    assert dig(values, ("ingressRoute", "dashboard", "enabled")) is True
+    assert dig(values, ("ingressRoute", "dashboard", "entryPoints")) == ["traefik"]
+    assert dig(values, ("ports", "traefik", "hostPort")) is None
     assert dig(values, ("updateStrategy", "rollingUpdate", "maxSurge")) == 0, (
         "hostPorts: no surge pod on one node"
     )
@@ -117,7 +123,7 @@ def test_nfs_provisioner_values() -> None:
         "defaultClass": True,
         "reclaimPolicy": "Delete",
         "archiveOnDelete": True,
-        "allowVolumeExpansion": True,
+        "allowVolumeExpansion": False,  # the provisioner has no resizer
     }
     assert {k: values["storageClass"].get(k) for k in expected} == expected
 
@@ -170,7 +176,17 @@ def test_alloy_values() -> None:
     targets = set(re.findall(r'target_label\s*=\s*"([^"]+)"', config))
     assert {"namespace", "pod", "container", "app", "job"} <= targets, targets
     assert dig(values, ("alloy", "mounts", "varlog")) is False
-    assert not [p for p, _ in walk(values) if p and p[-1] == "hostPath"], "no hostPath on Talos"
+    host_paths = [v for p, v in walk(values) if p and p[-1] == "hostPath"]
+    assert all(not str(v.get("path")).startswith("/var/log") for v in host_paths), (
+        "Talos has no /var/log to read: logs come through the API"
+    )
+    # Read positions must outlive the container, or every restart re-reads every log.
+    storage = dig(values, ("alloy", "storagePath"))
+    mounts = {m["name"]: m["mountPath"] for m in dig(values, ("alloy", "mounts", "extra")) or []}
+    volumes = {v["name"]: v for v in dig(values, ("controller", "volumes", "extra")) or []}
+    assert storage and not storage.startswith("/tmp")
+    assert [name for name, path in mounts.items() if path == storage] == ["alloy-data"]
+    assert volumes["alloy-data"]["hostPath"]["path"] == storage
 
 
 def test_kube_prometheus_stack_values() -> None:
@@ -224,6 +240,13 @@ def _check_alertmanager_routing(config: Obj, secret_keys: set[str]) -> None:
     assert set(receivers[config["route"]["receiver"]]) == {"name"}, (
         "the default route must not page"
     )
+    # Flux posts alerts without an end time: a resolved push would follow every error.
+    flux = receiver_for("reportingcontroller")
+    assert routes.index(next(r for r in routes if r["receiver"] == flux["name"])) < routes.index(
+        next(r for r in routes if any("critical" in m for m in r.get("matchers", [])))
+    ), "Flux's route must come before the severity routes"
+    assert [p["send_resolved"] for p in flux["pushover_configs"]] == [False]
+    assert "exported_namespace" in config["route"]["group_by"]
     for severity, priority in (("critical", "1"), ("warning", "0")):
         pushover = receiver_for(severity).get("pushover_configs") or []
         assert pushover and all(p["priority"] == priority for p in pushover), (
@@ -239,3 +262,16 @@ def _check_alertmanager_routing(config: Obj, secret_keys: set[str]) -> None:
                     directory == "/etc/alertmanager/secrets/monitoring-secrets"
                     and key in secret_keys
                 ), conf[field]
+
+
+@pytest.mark.parametrize("release", ["kyverno", "prometheus-operator-crds"])
+def test_crds_outlive_their_release(release: str) -> None:
+    """Pruning or uninstalling a release must not delete its CRDs, and every object with them
+    (cert-manager's `crds.keep` and traefik-crds' `deleteOnUninstall` are checked above)."""
+    annotations = dig(values_of(release), ("crds", "annotations")) or {}
+    assert annotations.get("helm.sh/resource-policy") == "keep"
+
+
+def test_traefik_crds_and_cert_manager_keep_their_crds() -> None:
+    assert dig(values_of("traefik-crds"), ("deleteOnUninstall",)) is False
+    assert dig(values_of("cert-manager"), ("crds", "keep")) is True
