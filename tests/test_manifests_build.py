@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 import yaml
 from yamllint import linter
@@ -14,16 +13,14 @@ from yamllint.config import YamlLintConfig
 from tests.manifests.detectors import resources_problems
 from tests.manifests.tree import (
     CLUSTER_SCOPED_CRD_KINDS,
-    CRD_API_VERSIONS,
-    CRD_GROUP_LAYER,
     K8S_VERSION,
     KUBE,
     LAYERS,
     OPT_IN_DIRS,
     ROOT,
     WORKLOAD_KINDS,
-    api_group,
     build,
+    builtin_schema_problems,
     dig,
     ident,
     layered_objects,
@@ -52,20 +49,7 @@ def test_kustomize_build(rel: str) -> None:
 def test_builtin_kinds_validate_strictly() -> None:
     """Every object that is not a known custom resource must match the Kubernetes OpenAPI
     schema exactly (strict: no unknown fields; ${VAR} strings in integer fields fail)."""
-    failures = []
-    for layer, obj in layered_objects():
-        if obj["kind"] in CRD_API_VERSIONS or api_group(obj) in CRD_GROUP_LAYER:
-            continue
-        try:
-            kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
-        except kubernetes_validate.SchemaNotFoundError:
-            failures.append(
-                f"{layer}: {ident(obj)}: no schema for {obj['apiVersion']} (typo? unknown CRD?)"
-            )
-        except kubernetes_validate.ValidationError as err:
-            failures.append(
-                f"{layer}: {ident(obj)}: {err.message} at {'/'.join(map(str, err.path))}"
-            )
+    failures = builtin_schema_problems(K8S_VERSION)
     assert not failures, "\n".join(failures)
 
 

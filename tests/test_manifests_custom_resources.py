@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from tests.manifests.crd_checks import CRD_CHECKS
 from tests.manifests.tree import (
     CLUSTER_SCOPED_CRD_KINDS,
     CRD_API_VERSIONS,
     CRD_GROUP_LAYER,
     EXPECTED_CHARTS,
+    KUBE,
+    ROOT,
     api_group,
     ident,
     index,
@@ -63,3 +68,26 @@ def test_expected_objects_exist() -> None:
     ]
     names = {(obj["kind"], obj["metadata"]["name"]) for obj in idx.objects}
     assert not [e for e in expected if e not in names], [e for e in expected if e not in names]
+
+
+def test_renovate_updates_the_gateway_api_commit_with_its_tag() -> None:
+    """renovate.json's custom manager must match the pin as written, capturing the release
+    commit and the tag it belongs to (Renovate's named groups, in Python syntax)."""
+    config = json.loads((ROOT / "renovate.json").read_text())
+    (manager,) = [
+        m
+        for m in config["customManagers"]
+        if m.get("depNameTemplate") == "kubernetes-sigs/gateway-api"
+    ]
+    text = (KUBE / "crds" / "gateway-api" / "gitrepository.yaml").read_text()
+    found = [
+        match.groupdict()
+        for pattern in manager["matchStrings"]
+        if (match := re.search(pattern.replace("(?<", "(?P<"), text))
+    ]
+    assert found == [
+        {
+            "currentDigest": "477d172e6ac5eccb82b65781ddb8f924afec4170",
+            "currentValue": "v1.4.1",
+        }
+    ]

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -331,3 +332,25 @@ def declared_variables() -> tuple[frozenset[str], frozenset[str]]:
     if missing:
         pytest.fail(f"variable sources missing or empty: {', '.join(missing)}")
     return frozenset(settings) | DERIVED_SETTINGS, frozenset(secrets)
+
+
+def builtin_schema_problems(kubernetes_version: str) -> list[str]:
+    """Every object that is not a known custom resource, validated strictly against the OpenAPI
+    schema of that Kubernetes version (kubernetes-validate): no unknown fields, no `${VAR}` in an
+    integer field, and no API version the release does not serve (removed, typo, unknown CRD)."""
+    problems = []
+    for layer, obj in layered_objects():
+        if obj["kind"] in CRD_API_VERSIONS or api_group(obj) in CRD_GROUP_LAYER:
+            continue
+        try:
+            kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(
+                f"{layer}: {ident(obj)}: {obj['apiVersion']} is not served by Kubernetes "
+                f"{kubernetes_version} (removed? typo? unknown CRD?)"
+            )
+        except kubernetes_validate.ValidationError as err:
+            problems.append(
+                f"{layer}: {ident(obj)}: {err.message} at {'/'.join(map(str, err.path))}"
+            )
+    return problems
