@@ -8,6 +8,7 @@ import pulumi.runtime.config as runtime_config
 
 from cluster import TalosCluster, TalosClusterArgs
 from gitops import GitOps, GitOpsArgs
+from gitops.substitutions import check_substitutions
 from infra import ProxmoxInfra, ProxmoxInfraArgs
 from settings import (
     NAMESPACE,
@@ -53,11 +54,12 @@ def stack_config() -> dict[str, Any]:
 
 try:
     settings = parse_settings(stack_config(), os.environ)
-    secrets = secret_values(
-        decrypt_secrets_file(settings.secrets_file, settings.gitops.age_key_file, os.environ),
-        settings,
-        os.environ,
+    decrypted = decrypt_secrets_file(
+        settings.secrets_file, settings.gitops.age_key_file, os.environ
     )
+    secrets = secret_values(decrypted, settings, os.environ)
+    # Every ${VAR} of kubernetes/ gets a real value Flux can substitute safely.
+    check_substitutions(settings.flux_settings, decrypted, settings.secrets_file)
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None

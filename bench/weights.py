@@ -1,4 +1,5 @@
-"""How long each step of a first `pulumi up` takes: documented estimates, one table.
+"""How long each step of a first `pulumi up` takes: documented estimates, one table; the Flux
+layers' figures come from the chart and layer model in bench/flux.py.
 
 The deploy estimate is the critical path weighted by these numbers, so only their order of
 magnitude matters: a change that makes work serial shows up as a longer estimate, whatever the
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench import flux
+from gitops.layers import LAYERS
 from harness.tokens import (
     APPLY,
     BOOTSTRAP,
@@ -70,14 +73,17 @@ ESTIMATES: dict[tuple[str, str | None], Estimate] = {
         20, "source-controller clones the repo and stores an artifact"
     ),
     (KUSTOMIZATION, None): Estimate(60, "a layer of plain manifests"),
-    (KUSTOMIZATION, "infrastructure"): Estimate(
-        600, "every HelmRelease: chart pulls, CRDs, images, waits for readiness"
-    ),
-    (KUSTOMIZATION, "infrastructure-config"): Estimate(
-        120, "issuers, certificates, routes and monitors; the certificate waits for ACME"
-    ),
-    (KUSTOMIZATION, "cluster-policies"): Estimate(60, "Kyverno policies, admission webhooks ready"),
-    (KUSTOMIZATION, "apps"): Estimate(60, "whoami: one small image and its route"),
+    # Each layer: its longest chart chain (bench/flux.py), plus the dependency requeue on each of
+    # its layer edges, which graph.py's Flux edges do not weigh.
+    **{
+        (KUSTOMIZATION, layer.name): Estimate(
+            flux.layer_seconds(flux.after(), layer.name)
+            + flux.after().requeue_s * len(layer.depends_on),
+            f"bench/flux.py: longest chain in {layer.name}, {flux.after().requeue_s:.0f} s "
+            "requeue per layer edge",
+        )
+        for layer in LAYERS
+    },
 }
 
 

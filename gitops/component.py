@@ -25,6 +25,8 @@ from gitops.layers import (
     flux_install_manifest,
     git_repository_spec,
     kustomization_spec,
+    with_requeue_dependency,
+    worst_case_seconds,
 )
 from settings import SecretValues, Settings
 
@@ -32,7 +34,6 @@ from settings import SecretValues, Settings
 # reconciled cluster (or says which layer did not get there).
 WAIT_FOR_READY = {"pulumi.com/waitFor": "condition=Ready"}
 SOURCE_TIMEOUT = "900"  # covers adding the deploy key to the Git host during the first run
-LAYER_TIMEOUT = "1800"  # first reconcile pulls every chart and image
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,16 @@ class GitOps(pulumi.ComponentResource):
         settings, secrets = args.settings, args.secrets
 
         provider = k8s.Provider("kubernetes", kubeconfig=args.kubeconfig, opts=self._child())
+        # The provider registers install.yaml's objects itself (yaml/v2 is a component built by
+        # the provider); `transforms`, unlike `transformations`, reach such children: "Transforms
+        # support modifying child resources of packaged components" (pulumi.com/docs/iac/concepts/
+        # resources/options/transformations/).
         flux = k8s.yaml.v2.ConfigFile(
             "flux",
             file=flux_install_manifest(settings.gitops.flux_version),
-            opts=self._child(provider),
+            opts=pulumi.ResourceOptions.merge(
+                self._child(provider), pulumi.ResourceOptions(transforms=[_requeue_dependency])
+            ),
         )
         # Everything below lives in flux-system or is a Flux kind: both come from the install
         # manifest, which the data flow does not show.
@@ -114,18 +121,20 @@ class GitOps(pulumi.ComponentResource):
             inputs,
         )
         for layer in LAYERS:
+            # Pulumi starts waiting when it creates the object, in parallel for all layers.
+            layer_timeout = str(worst_case_seconds(layer) + int(SOURCE_TIMEOUT))
             kustomization = _flux_object(
                 name=layer.name,
                 api_version="kustomize.toolkit.fluxcd.io/v1",
                 kind="Kustomization",
                 spec=kustomization_spec(layer),
-                timeout_seconds=LAYER_TIMEOUT,
+                timeout_seconds=layer_timeout,
                 opts=after_inputs,
             )
             _announce_wait(
                 kustomization,
                 f"Flux layer {layer.name} to be Ready",
-                LAYER_TIMEOUT,
+                layer_timeout,
                 "kustomizations",
                 inputs,
             )
@@ -171,6 +180,14 @@ def _flux_object(
         spec=spec,
         opts=opts,
     )
+
+
+def _requeue_dependency(
+    args: pulumi.ResourceTransformArgs,
+) -> pulumi.ResourceTransformResult | None:
+    kind = args.type_.rsplit(":", 1)[-1]
+    props = with_requeue_dependency(kind, dict(args.props))
+    return None if props is None else pulumi.ResourceTransformResult(props=props, opts=args.opts)
 
 
 def _announce_deploy_key(repository: str, key: tls.PrivateKey) -> Callable[[str], None]:

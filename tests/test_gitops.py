@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gitops.layers import LAYERS, Layer, check_layers
+from gitops.layers import LAYERS, Layer, check_layers, worst_case_seconds
 from harness.engine import PROJECT_ROOT, ProgramRun, plain_strings
 from harness.environment import CLUSTER_SECRETS, committed_config, secrets_document
 from harness.tokens import (
@@ -58,10 +58,11 @@ def test_layer_hierarchy_exactly_as_designed(run: ProgramRun) -> None:
         for k in run.of_type(KUSTOMIZATION)
     }
     assert depends_on == {
-        "infrastructure": [],
+        "crds": [],
+        "infrastructure": ["crds"],
         "infrastructure-config": ["infrastructure"],
         "cluster-policies": ["infrastructure"],
-        "apps": ["infrastructure-config", "cluster-policies"],
+        "apps": ["infrastructure-config"],
     }
 
 
@@ -71,16 +72,21 @@ def test_every_layer_reconciles_the_same_way(run: ProgramRun) -> None:
         spec = kustomization.inputs["spec"]
         assert kustomization.inputs["metadata"]["namespace"] == "flux-system"
         assert spec["path"] == f"./kubernetes/{name}"
-        assert (spec["interval"], spec["retryInterval"], spec["timeout"]) == ("10m", "2m", "5m")
+        layer = next(layer for layer in LAYERS if layer.name == name)
+        assert (spec["interval"], spec["retryInterval"]) == ("10m", "2m")
+        assert spec["timeout"] == f"{layer.timeout_minutes}m"
         assert spec["prune"] is True and spec["wait"] is True
         assert spec["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
         assert spec["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
+        assert spec["postBuild"]["substitute"] == {"quote": '"'}
         assert spec["postBuild"]["substituteFrom"] == [
             {"kind": "ConfigMap", "name": "cluster-settings"},
             {"kind": "Secret", "name": "cluster-secrets"},
         ]
         annotations = kustomization.inputs["metadata"]["annotations"]
         assert annotations["pulumi.com/waitFor"] == "condition=Ready"
+        # Pulumi waits from creation, for all layers at once: each wait covers the layers before.
+        assert int(annotations["pulumi.com/timeoutSeconds"]) > worst_case_seconds(layer)
 
 
 def test_layer_objects_wait_for_their_inputs_but_not_for_each_other(run: ProgramRun) -> None:
@@ -100,9 +106,9 @@ def test_every_layer_path_exists_with_a_kustomization(layer: Layer) -> None:
 def test_layer_graph_check_rejects_cycles_and_unknown_layers() -> None:
     check_layers(LAYERS)
     with pytest.raises(ValueError, match="cycle: a -> b -> a"):
-        check_layers((Layer("a", ("b",)), Layer("b", ("a",))))
+        check_layers((Layer("a", ("b",), 5, ""), Layer("b", ("a",), 5, "")))
     with pytest.raises(ValueError, match="unknown"):
-        check_layers((Layer("a", ("missing",)),))
+        check_layers((Layer("a", ("missing",), 5, ""),))
 
 
 def test_git_source_over_ssh_with_a_generated_deploy_key(run: ProgramRun) -> None:

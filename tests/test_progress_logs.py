@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops.layers import LAYERS
 from harness.engine import LogEntry, ProgramRun, run_program
 from harness.environment import committed_config, ha_config
 from harness.tokens import DEPLOY_KEY, GIT_REPOSITORY, KUSTOMIZATION
@@ -41,11 +42,13 @@ def test_each_flux_wait_says_what_it_waits_for_and_how_to_watch_it(run: ProgramR
     assert "Waiting up to 15 min for Flux to reach ssh://" in entry.message
     assert "flux --kubeconfig ./kubeconfig get sources git --watch" in entry.message.splitlines()
     layers = run.of_type(KUSTOMIZATION)
-    assert len(layers) == 4
+    assert len(layers) == len(LAYERS)
     for layer in layers:
         (entry,) = _info(run, layer.urn)
         name = layer.name.removeprefix("kustomization-")
-        assert f"Waiting up to 30 min for Flux layer {name} to be Ready" in entry.message
+        # The wait announced is the one Pulumi applies to that layer.
+        minutes = int(layer.inputs["metadata"]["annotations"]["pulumi.com/timeoutSeconds"]) // 60
+        assert f"Waiting up to {minutes} min for Flux layer {name} to be Ready" in entry.message
         assert "flux --kubeconfig ./kubeconfig get kustomizations --watch" in (
             entry.message.splitlines()
         )
