@@ -10,27 +10,31 @@ import pulumi
 import pulumiverse_talos as talos
 
 from cluster.patches import node_patches, render
-from settings import Settings
+from settings import Role, Settings
 
 
 @dataclass(frozen=True)
 class TalosClusterArgs:
     settings: Settings
     installer_image: pulumi.Output[str]
-    # Where each node answers before its config is applied: the address DHCP gave its VM.
-    dhcp_addresses: Mapping[str, pulumi.Output[str]]
+    # The VMs by node name: bootstrap follows the VM of a lone control plane (see below).
+    vms: Mapping[str, pulumi.Resource]
 
 
 class TalosCluster(pulumi.ComponentResource):
     talosconfig: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]
+    # What the day-two steps (cluster/rollout.py) build on.
+    client_configuration: pulumi.Output[Any]
+    machine_configurations: dict[Role, pulumi.Output[str]]
+    installs: dict[str, pulumi.Resource]
+    bootstrap: pulumi.Resource
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:cluster:TalosCluster", name, None, opts)
         settings = args.settings
-        child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
         secrets = talos.machine.Secrets(
@@ -61,7 +65,6 @@ class TalosCluster(pulumi.ComponentResource):
 
         applies: dict[str, talos.machine.ConfigurationApply] = {}
         for node in settings.nodes:
-            dhcp_address = args.dhcp_addresses[node.name]
             patches = args.installer_image.apply(
                 lambda image, node=node: render(node_patches(settings, node, image))
             )
@@ -69,10 +72,17 @@ class TalosCluster(pulumi.ComponentResource):
                 f"{node.name}-config",
                 client_configuration=client_configuration,
                 machine_configuration_input=machine_configurations[node.role],
-                node=dhcp_address,
-                endpoint=dhcp_address,
+                node=str(node.ip),
+                endpoint=str(node.ip),
                 config_patches=patches,
-                opts=child,
+                # The install, from maintenance mode, which accepts only auto/reboot/try (siderolabs
+                # /talos v1.12.4, internal/app/maintenance/server.go, ApplyConfiguration). Later
+                # changes go through the staged apply and rolling reboots of cluster/rollout.py,
+                # never through this one: it would reboot every node needing it at once.
+                apply_mode="auto",
+                opts=pulumi.ResourceOptions(
+                    parent=self, ignore_changes=["configPatches", "machineConfigurationInput"]
+                ),
             )
 
         first = settings.bootstrap_node
@@ -81,8 +91,17 @@ class TalosCluster(pulumi.ComponentResource):
             node=str(first.ip),
             endpoint=str(first.ip),
             client_configuration=client_configuration,
-            # The node only answers at its static IP once its config is applied and it rebooted.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[applies[first.name]]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # The node only runs etcd once its config is applied and it rebooted.
+                depends_on=[applies[first.name]],
+                # A lone control plane's new VM starts an empty etcd: bootstrap it again. With
+                # several, the new VM joins the others' etcd, and a second bootstrap would fail:
+                # the provider retries every error but InvalidArgument until its timeout, with no
+                # AlreadyExists case (terraform-provider-talos v0.11.0,
+                # pkg/talos/talos_machine_bootstrap_resource.go, Create).
+                replace_with=[args.vms[first.name]] if len(settings.controlplanes) == 1 else None,
+            ),
         )
         kubeconfig = talos.cluster.Kubeconfig(
             "kubeconfig",
@@ -93,25 +112,8 @@ class TalosCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
         )
         controlplane_ips = [str(node.ip) for node in settings.controlplanes]
-        if pulumi.runtime.is_dry_run():
-            # A preview only plans: it must never wait on nodes that may be out of its reach.
-            self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
-        else:
-            health = talos.cluster.get_health_output(
-                client_configuration=client_configuration,
-                control_plane_nodes=controlplane_ips,
-                worker_nodes=[str(node.ip) for node in settings.workers],
-                endpoints=controlplane_ips,
-                timeouts={"read": "20m"},
-                # Health means every node is configured and etcd is up: wait for all of it.
-                opts=pulumi.InvokeOutputOptions(
-                    parent=self, depends_on=[bootstrap, *applies.values()]
-                ),
-            )
-            # Consumers of the kubeconfig (the GitOps half) start only once the cluster is healthy.
-            self.kubeconfig = pulumi.Output.secret(
-                pulumi.Output.all(kubeconfig.kubeconfig_raw, health.id).apply(lambda pair: pair[0])
-            )
+        # Health is a step of cluster/rollout.py that runs only when what it guards changes.
+        self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
         self.talosconfig = pulumi.Output.secret(
             talos.client.get_configuration_output(
                 cluster_name=settings.cluster.name,
@@ -121,6 +123,10 @@ class TalosCluster(pulumi.ComponentResource):
                 opts=invoke,
             ).talos_config
         )
+        self.client_configuration = client_configuration
+        self.machine_configurations = machine_configurations
+        self.installs = dict(applies)
+        self.bootstrap = bootstrap
         self.register_outputs({"talosconfig": self.talosconfig, "kubeconfig": self.kubeconfig})
 
 

@@ -23,6 +23,11 @@ class HomelabMocks(mocks.Mocks):
             last_octet = int(inputs["networkDevices"][0]["macAddress"][-2:], 16)
             addresses = [["127.0.0.1"], [f"10.99.0.{last_octet}"]]
             return str(vm_id), {**inputs, "vmId": vm_id, "ipv4Addresses": addresses}
+        if kind == "pulumi:pulumi:StackReference":
+            # The engine's builtin provider answers with the stack's outputs (pulumi/pulumi,
+            # pkg/resource/deploy/builtins.go readStackReference); a new stack has none.
+            name = inputs.get("name", args.resource_id)
+            return str(name), {"name": name, "outputs": {}, "secretOutputNames": []}
         if kind == "proxmoxve:download/file:File":
             return f"{inputs['datastoreId']}:iso/{inputs['fileName']}", inputs
         if kind == "talos:imageFactory/schematic:Schematic":

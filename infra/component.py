@@ -8,7 +8,7 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 import pulumiverse_talos as talos
 
-from infra.image import ARCHITECTURE, PLATFORM, first_dhcp_ipv4, iso_file_name, schematic_document
+from infra.image import ARCHITECTURE, PLATFORM, iso_file_name, schematic_document
 from infra.vm import create_vm
 from settings import Settings
 
@@ -17,13 +17,15 @@ from settings import Settings
 class ProxmoxInfraArgs:
     settings: Settings
     api_token: pulumi.Output[str]
+    # settings.cluster.talos_version once the move to it is checked (settings/upgrades.py).
+    talos_version: pulumi.Output[str]
 
 
 class ProxmoxInfra(pulumi.ComponentResource):
     schematic_id: pulumi.Output[str]
     installer_image: pulumi.Output[str]
     vm_ids: dict[str, pulumi.Output[int]]
-    dhcp_addresses: dict[str, pulumi.Output[str]]
+    vms: dict[str, pulumi.Resource]
 
     def __init__(
         self, name: str, args: ProxmoxInfraArgs, opts: pulumi.ResourceOptions | None = None
@@ -43,7 +45,7 @@ class ProxmoxInfra(pulumi.ComponentResource):
 
         self.schematic_id = self._schematic_id(settings, child)
         urls = talos.imagefactory.get_urls_output(
-            talos_version=settings.cluster.talos_version,
+            talos_version=args.talos_version,
             schematic_id=self.schematic_id,
             platform=PLATFORM,
             architecture=ARCHITECTURE,
@@ -78,13 +80,11 @@ class ProxmoxInfra(pulumi.ComponentResource):
             iso_ids[proxmox_node] = iso.id
 
         self.vm_ids = {}
-        self.dhcp_addresses = {}
+        self.vms = {}
         for node in settings.nodes:
             vm = create_vm(settings, node, iso_ids[node.proxmox_node], on_proxmox)
             self.vm_ids[node.name] = vm.vm_id
-            self.dhcp_addresses[node.name] = vm.ipv4_addresses.apply(
-                lambda addresses, name=node.name: first_dhcp_ipv4(name, addresses)
-            )
+            self.vms[node.name] = vm
 
         self.register_outputs(
             {

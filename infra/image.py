@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import yaml
 
 # The installer and ISO are the generic bare-metal ones; the qemu guest agent comes as an extension.
@@ -21,15 +19,3 @@ def iso_file_name(talos_version: str, schematic_id: str, secure_boot: bool) -> s
     """Version and schematic in the name: an upgrade downloads a new file beside the running one."""
     flavour = "secureboot" if secure_boot else "metal"
     return f"talos-{talos_version}-{schematic_id[:12]}-{flavour}-{ARCHITECTURE}.iso"
-
-
-def first_dhcp_ipv4(vm_name: str, addresses: Sequence[Sequence[str]] | None) -> str:
-    """The first non-loopback IPv4 the QEMU guest agent reports: the address DHCP gave the VM."""
-    for interface in addresses or []:
-        for address in interface:
-            if address and not address.startswith("127."):
-                return address
-    raise ValueError(
-        f"VM {vm_name} reports no IPv4 address through the QEMU guest agent: check that the image "
-        "has the siderolabs/qemu-guest-agent extension and that DHCP serves the VM's MAC"
-    )

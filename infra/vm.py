@@ -41,6 +41,9 @@ def create_vm(
         scsi_hardware="virtio-scsi-single",
         stop_on_destroy=True,
         on_boot=True,
+        # A size change stays pending until cluster/rollout.py restarts the VMs one at a time
+        # (the default true would restart every VM at once, and the control planes with them).
+        reboot_after_update=False,
         agent=proxmoxve.VmLegacyAgentArgs(enabled=True, trim=True),
         cpu=proxmoxve.VmLegacyCpuArgs(type="host", cores=node.cores),
         memory=proxmoxve.VmLegacyMemoryArgs(dedicated=node.memory_mib),
