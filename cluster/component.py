@@ -81,7 +81,12 @@ class TalosCluster(pulumi.ComponentResource):
                 # never through this one: it would reboot every node needing it at once.
                 apply_mode="auto",
                 opts=pulumi.ResourceOptions(
-                    parent=self, ignore_changes=["configPatches", "machineConfigurationInput"]
+                    parent=self,
+                    ignore_changes=["configPatches", "machineConfigurationInput"],
+                    # The static IP is known up front: only the VM's existence orders the apply.
+                    depends_on=[args.vms[node.name]],
+                    # A new VM (replaced) boots into maintenance mode again: install it again.
+                    replace_with=[args.vms[node.name]],
                 ),
             )
 

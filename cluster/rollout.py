@@ -79,7 +79,7 @@ class DayTwo(pulumi.ComponentResource):
             return command.local.Command(
                 step_name,
                 # Only records what the step guards (see steps.RECORD); touches no node.
-                create=steps.RECORD if update else None,
+                create=steps.script(steps.RECORD) if update else None,
                 update=update,
                 delete=delete,
                 environment={**cluster_nodes, **environment},
@@ -130,6 +130,7 @@ class DayTwo(pulumi.ComponentResource):
             )
 
         last: list[pulumi.Resource] = list(configs.values())
+        decommissions: list[pulumi.Resource] = []
         for index, node in enumerate([*settings.controlplanes, *settings.workers]):
             ip = str(node.ip)
             upgrade = step(
@@ -164,12 +165,15 @@ class DayTwo(pulumi.ComponentResource):
             )
             # Stored from the node's creation, so it is in state before the run that removes the
             # node; it depends on the VM (through VM_ID), so the engine deletes it before the VM.
-            step(
+            # Chained: the engine deletes dependents first, so nodes leave one at a time
+            # (the last in config order first) instead of all at once.
+            decommission = step(
                 f"{node.name}-decommission",
                 {"VM_ID": args.vm_ids[node.name].apply(str)},
                 delete=steps.decommission(node.name, ip, node.is_controlplane, ip),
-                after=[args.installs[node.name]],
+                after=[args.installs[node.name], *decommissions[-1:]],
             )
+            decommissions.append(decommission)
             last = [reboot]
 
         health = command.local.Command(

@@ -67,7 +67,7 @@ def skip_if_running(ip: str) -> str:
     version.go, spec.version)."""
     return (
         f'[ "$(talos -e {ip} -n {ip} get version -o jsonpath={{.spec.version}})" '
-        '= "$TALOS_VERSION" ] && { echo "already at $TALOS_VERSION"; exit 0; }'
+        f'= "$TALOS_VERSION" ] && {{ {RECORD}; exit 0; }}'
     )
 
 

@@ -47,6 +47,9 @@ class Registration:
     retain_on_delete: bool
     provider: str
     seq: int
+    replace_on_changes: list[str] = field(default_factory=list)
+    replace_with: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
     state: dict[str, Any] = field(default_factory=dict)
     # A remote component (e.g. kubernetes:yaml/v2:ConfigFile) is built by its provider: its
     # children never reach the monitor, so a dependency on it is a dependency on it as a whole.
@@ -93,6 +96,9 @@ class RecordingMonitor(mocks.MockMonitor):
             seq=next(self._seq),
             state=self.resources[response.urn].state,
             remote=request.remote,
+            replace_on_changes=list(request.replaceOnChanges),
+            replace_with=list(request.replace_with),
+            delete_before_replace=request.deleteBeforeReplace,
         )
         with self._lock:
             self.registrations.append(registration)
@@ -202,18 +208,21 @@ def plain_strings(value: Any) -> Iterator[str]:
 
 
 def run_program(
-    config: Mapping[str, Any], preview: bool = False, expect_error: bool = False
+    config: Mapping[str, Any],
+    preview: bool = False,
+    expect_error: bool = False,
+    provider_mocks: mocks.Mocks | None = None,
 ) -> ProgramRun:
     """Evaluate __main__.py with the given `homelab:` config.
 
     An error the program raises is re-raised, or with expect_error kept in the result together
-    with whatever was registered before it.
+    with whatever was registered before it. provider_mocks replaces the stateless stand-ins
+    (harness/lifecycle.py passes one that knows the previous run).
     """
     reset_options()
-    monitor = RecordingMonitor(HomelabMocks())
-    mocks.set_mocks(
-        HomelabMocks(), project="homelab", stack="homelab", preview=preview, monitor=monitor
-    )
+    stand_ins = provider_mocks or HomelabMocks()
+    monitor = RecordingMonitor(stand_ins)
+    mocks.set_mocks(stand_ins, project="homelab", stack="homelab", preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(
         {f"homelab:{key}": json.dumps(value) for key, value in config.items()}
     )
