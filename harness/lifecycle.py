@@ -117,7 +117,7 @@ class Lifecycle:
         replaced: set[str] = set()
         late_deletes: list[Stored] = []
         current = {r.urn for r in run.registrations}
-        for reg in sorted(run.registrations, key=lambda r: r.seq):
+        for reg in _adversarial_order(run.registrations):
             if not reg.custom or reg.type.startswith("pulumi:providers:") or reg.remote:
                 continue
             if reg.type == STACK_REFERENCE:
@@ -226,6 +226,39 @@ def _dependencies(reg: Registration) -> set[str]:
     for urns in reg.property_dependencies.values():
         found.update(urns)
     return found
+
+
+def _adversarial_order(registrations: list[Registration]) -> list[Registration]:
+    """An order the engine could run them in: only dependencies constrain it (a dependency on a
+    component stands for its children), and among the ready ones the last registered goes
+    first, so an ordering the program expresses only by registering earlier does not hold."""
+    by_urn = {r.urn: r for r in registrations}
+    children: dict[str, list[str]] = {}
+    for r in registrations:
+        children.setdefault(r.parent, []).append(r.urn)
+
+    def expand(urns: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        stack = list(urns)
+        while stack:
+            urn = stack.pop()
+            if urn in found or urn not in by_urn:
+                continue
+            found.add(urn)
+            if not by_urn[urn].custom:
+                stack.extend(children.get(urn, []))
+        return found
+
+    waits = {r.urn: expand(_dependencies(r)) - {r.urn} for r in registrations}
+    done: set[str] = set()
+    order: list[Registration] = []
+    left = sorted(registrations, key=lambda r: -r.seq)
+    while left:
+        ready = next(r for r in left if waits[r.urn] <= done)
+        order.append(ready)
+        done.add(ready.urn)
+        left.remove(ready)
+    return order
 
 
 def _dependents_first(resources: Mapping[str, Stored], doomed: set[str]) -> list[str]:
