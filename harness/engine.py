@@ -104,6 +104,29 @@ class RecordingMonitor(mocks.MockMonitor):
             self.registrations.append(registration)
         return response
 
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+        """A read (the program's StackReference) is part of the graph too: record it."""
+        response = super().ReadResource(request)
+        registration = Registration(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent,
+            custom=True,
+            inputs=unwrap_secrets(rpc.deserialize_properties(request.properties)),
+            raw_inputs=json_format.MessageToDict(request.properties),
+            dependencies=list(request.dependencies),
+            property_dependencies={},
+            ignore_changes=[],
+            retain_on_delete=False,
+            provider=request.provider,
+            seq=next(self._seq),
+            state=self.resources[response.urn].state,
+        )
+        with self._lock:
+            self.registrations.append(registration)
+        return response
+
     def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
         """Advertise invoke dependencies, as the real engine does.
 
