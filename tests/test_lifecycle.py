@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.engine import SECRET_SIG
 from harness.environment import committed_config, ha_config
 from harness.lifecycle import Lifecycle, RunResult
 from harness.tokens import BOOTSTRAP, COMMAND, VM
@@ -254,3 +256,20 @@ def test_replacing_the_first_control_planes_vm(created: Any) -> None:
     assert (("bootstrap", "talos-cp-1") in result.events) == alone
     assert sim.world.machines["talos-cp-1"].etcd_member
     assert result.op(COMMAND, "talos-cp-1-decommission") == "same"
+
+
+def test_steps_get_secrets_on_stdin_only_and_show_what_moves(created: Any) -> None:
+    """Item 7: the preview diff can show each step's environment (plain), never its secrets."""
+    sim, config = created
+    result = sim.up(edited(config, lambda c: c["cluster"].update(talosVersion="v1.12.5")))
+    assert result.program is not None
+    for step in result.program.of_type(COMMAND):
+        raw = step.raw_inputs
+        assert SECRET_SIG in json.dumps(raw["stdin"]), step.name
+        assert SECRET_SIG not in json.dumps(raw.get("environment", {})), step.name
+        text = " ".join(str(step.inputs.get(k, "")) for k in ("create", "update", "delete"))
+        assert "context: homelab" not in text and "apiVersion: v1" not in text
+    steps = result.program.of_type(COMMAND)
+    upgrades = [s for s in steps if s.name.startswith("talos-") and s.name.endswith("-upgrade")]
+    assert len(upgrades) == len(config["nodes"])
+    assert {s.inputs["environment"]["TALOS_VERSION"] for s in upgrades} == {"v1.12.5"}
