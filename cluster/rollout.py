@@ -83,6 +83,8 @@ class DayTwo(pulumi.ComponentResource):
                 update=update,
                 delete=delete,
                 environment={**cluster_nodes, **environment},
+                # The default, stated: the guard in steps.UNCHANGED reads the last stdout.
+                add_previous_output_in_env=True,
                 stdin=stdin,
                 interpreter=steps.INTERPRETER,
                 # Without a create command, a new step runs nothing: see the module docstring.
