@@ -7,9 +7,10 @@ import pulumi
 import pulumi.runtime.config as runtime_config
 
 from cluster import TalosCluster, TalosClusterArgs
+from cluster.rollout import DayTwo, DayTwoArgs
 from gitops import GitOps, GitOpsArgs
 from gitops.substitutions import check_substitutions
-from infra import ProxmoxInfra, ProxmoxInfraArgs
+from infra import ProxmoxInfra, ProxmoxInfraArgs, catalogue_checked_extensions
 from settings import (
     NAMESPACE,
     TOP_LEVEL_KEYS,
@@ -19,6 +20,7 @@ from settings import (
     parse_settings,
     secret_values,
 )
+from settings.upgrades import check_moves, deployed_record
 
 
 def stack_config() -> dict[str, Any]:
@@ -60,12 +62,38 @@ try:
     secrets = secret_values(decrypted, settings, os.environ)
     # Every ${VAR} of kubernetes/ gets a real value Flux can substitute safely.
     check_substitutions(settings.flux_settings, decrypted, settings.secrets_file)
+    # The one check that asks a provider: Image Factory's catalogue for the Talos version.
+    extensions = catalogue_checked_extensions(settings)
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None
 
+
+def _checked_talos_version(deployed: object) -> str:
+    try:
+        check_moves(settings, deployed if isinstance(deployed, dict) else None)
+    except ConfigError as error:
+        raise pulumi.RunError(str(error)) from None
+    return settings.cluster.talos_version
+
+
+# What the cluster runs: this stack's own `deployed` output of its last successful run (see
+# settings/upgrades.py). The Talos version reaches the image, and so every node step, only
+# through this check: a refused move stops the run before anything touches a node.
+own_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+talos_version = (
+    pulumi.StackReference("deployed", stack_name=own_stack)
+    .get_output("deployed")
+    .apply(_checked_talos_version)
+)
 infra = ProxmoxInfra(
-    "proxmox", ProxmoxInfraArgs(settings=settings, api_token=secrets.proxmox_api_token)
+    "proxmox",
+    ProxmoxInfraArgs(
+        settings=settings,
+        api_token=secrets.proxmox_api_token,
+        talos_version=talos_version,
+        extensions=extensions,
+    ),
 )
 cluster = TalosCluster(
     "talos",
@@ -73,12 +101,31 @@ cluster = TalosCluster(
         settings=settings,
         installer_image=infra.installer_image,
         node_addresses=infra.node_addresses,
+        vms=infra.vms,
     ),
 )
-gitops = GitOps(
-    "gitops", GitOpsArgs(settings=settings, secrets=secrets, kubeconfig=cluster.kubeconfig)
+day_two = DayTwo(
+    "day-two",
+    DayTwoArgs(
+        settings=settings,
+        installer_image=infra.installer_image,
+        client_configuration=cluster.client_configuration,
+        machine_configurations=cluster.machine_configurations,
+        installs=cluster.installs,
+        bootstrap=cluster.bootstrap,
+        talosconfig=cluster.talosconfig,
+        kubeconfig=cluster.kubeconfig,
+        proxmox_api_token=secrets.proxmox_api_token,
+        vm_ids=infra.vm_ids,
+    ),
 )
+# The GitOps half starts once the cluster is healthy after whatever this run changed.
+kubeconfig = pulumi.Output.secret(
+    pulumi.Output.all(cluster.kubeconfig, day_two.healthy).apply(lambda pair: pair[0])
+)
+gitops = GitOps("gitops", GitOpsArgs(settings=settings, secrets=secrets, kubeconfig=kubeconfig))
 
+pulumi.export("deployed", deployed_record(settings))
 pulumi.export("vmIds", infra.vm_ids)
 pulumi.export("nodeIps", {node.name: str(node.ip) for node in settings.nodes})
 pulumi.export("controlPlaneIps", [str(node.ip) for node in settings.controlplanes])

@@ -1,4 +1,8 @@
-"""TalosCluster: machine secrets, per-node config apply, one bootstrap, health, kubeconfig."""
+"""TalosCluster: machine secrets, each node's install, one bootstrap, kubeconfig and talosconfig.
+
+What happens after the install (staged config, rolling reboots and upgrades, health gates,
+decommissioning) is cluster/rollout.py's.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,8 @@ import pulumiverse_talos as talos
 from pulumiverse_talos.machine import outputs as machine_outputs
 
 from cluster.patches import node_patches, render
-from settings import Settings
-
-# One budget for every step that waits on a node over a slow home uplink: the config apply, then
-# bootstrap (installer pull, disk write, reboot, TPM enrolment, etcd start) and the health check.
-# The provider's own default is 10 minutes (terraform-provider-talos v0.11.0, which
-# pulumiverse-talos 0.8.1 bridges: `Timeouts.Create(ctx, 10*time.Minute)` in
-# pkg/talos/talos_machine_bootstrap_resource.go and talos_machine_configuration_apply_resource.go).
-# A Go duration, as the SDK's BootstrapTimeoutsArgs/TimeoutArgs docstrings state.
-NODE_TIMEOUT = "30m"
+from cluster.steps import NODE_TIMEOUT
+from settings import Role, Settings
 
 ClientConfigurationT = TypeVar("ClientConfigurationT")
 
@@ -31,18 +28,25 @@ class TalosClusterArgs:
     # Each node's static IP (known once its VM exists): its cloud-init drive puts it there from
     # the first boot, so every apply targets it and nothing is read from the guest agent.
     node_addresses: Mapping[str, pulumi.Output[str]]
+    # The VMs by node name: a replaced VM boots into maintenance mode again (see below).
+    vms: Mapping[str, pulumi.Resource]
 
 
 class TalosCluster(pulumi.ComponentResource):
     talosconfig: pulumi.Output[str]
+    # Available once bootstrap ran; cluster/rollout.py says when the cluster is healthy.
     kubeconfig: pulumi.Output[str]
+    # What the day-two steps (cluster/rollout.py) build on.
+    client_configuration: pulumi.Output[talos.machine.ClientConfigurationArgs]
+    machine_configurations: dict[Role, pulumi.Output[str]]
+    installs: dict[str, pulumi.Resource]
+    bootstrap: pulumi.Resource
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:cluster:TalosCluster", name, None, opts)
         settings = args.settings
-        child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
         secrets = talos.machine.Secrets(
@@ -70,6 +74,7 @@ class TalosCluster(pulumi.ComponentResource):
             for role in sorted({node.role for node in settings.nodes})
         }
 
+        client_configuration = _client_configuration(secrets, talos.machine.ClientConfigurationArgs)
         applies: dict[str, talos.machine.ConfigurationApply] = {}
         for node in settings.nodes:
             address = args.node_addresses[node.name]
@@ -78,16 +83,24 @@ class TalosCluster(pulumi.ComponentResource):
             )
             applies[node.name] = talos.machine.ConfigurationApply(
                 f"{node.name}-config",
-                client_configuration=_client_configuration(
-                    secrets, talos.machine.ClientConfigurationArgs
-                ),
+                client_configuration=client_configuration,
                 machine_configuration_input=machine_configurations[node.role],
                 node=address,
                 endpoint=address,
                 config_patches=patches,
+                # The install, from maintenance mode, which accepts only auto/reboot/try (siderolabs
+                # /talos v1.12.4, internal/app/maintenance/server.go, ApplyConfiguration). Later
+                # changes go through the staged apply and rolling reboots of cluster/rollout.py,
+                # never through this one: it would reboot every node needing it at once.
+                apply_mode="auto",
                 # Deleting changes nothing on the node, so only create and update get the budget.
                 timeouts=talos.machine.TimeoutArgs(create=NODE_TIMEOUT, update=NODE_TIMEOUT),
-                opts=child,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    ignore_changes=["configPatches", "machineConfigurationInput"],
+                    # A new VM (replaced) boots into maintenance mode again: install it again.
+                    replace_with=[args.vms[node.name]],
+                ),
             )
 
         first = settings.bootstrap_node
@@ -95,12 +108,19 @@ class TalosCluster(pulumi.ComponentResource):
             "bootstrap",
             node=str(first.ip),
             endpoint=str(first.ip),
-            client_configuration=_client_configuration(
-                secrets, talos.machine.ClientConfigurationArgs
-            ),
+            client_configuration=client_configuration,
             timeouts=talos.machine.BootstrapTimeoutsArgs(create=NODE_TIMEOUT),
-            # etcd can only be bootstrapped once the node has its config and runs installed.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[applies[first.name]]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # etcd can only be bootstrapped once the node has its config and runs installed.
+                depends_on=[applies[first.name]],
+                # A lone control plane's new VM starts an empty etcd: bootstrap it again. With
+                # several, the new VM joins the others' etcd, and a second bootstrap would fail:
+                # the provider retries every error but InvalidArgument until its timeout, with no
+                # AlreadyExists case (terraform-provider-talos v0.11.0,
+                # pkg/talos/talos_machine_bootstrap_resource.go, Create).
+                replace_with=[args.vms[first.name]] if len(settings.controlplanes) == 1 else None,
+            ),
         )
         kubeconfig = talos.cluster.Kubeconfig(
             "kubeconfig",
@@ -113,29 +133,8 @@ class TalosCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
         )
         controlplane_ips = [str(node.ip) for node in settings.controlplanes]
-        if pulumi.runtime.is_dry_run():
-            # A preview only plans: it must never wait on nodes that may be out of its reach.
-            self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
-        else:
-            # Health means every node is configured and etcd is up: wait for all of it.
-            waited_for = [bootstrap, *applies.values()]
-            pulumi.Output.all(*(resource.id for resource in waited_for)).apply(
-                lambda _: pulumi.log.info(_health_wait_message(str(first.ip)), resource=self)
-            )
-            health = talos.cluster.get_health_output(
-                client_configuration=_client_configuration(
-                    secrets, talos.cluster.GetHealthClientConfigurationArgs
-                ),
-                control_plane_nodes=controlplane_ips,
-                worker_nodes=[str(node.ip) for node in settings.workers],
-                endpoints=controlplane_ips,
-                timeouts=talos.cluster.GetHealthTimeoutsArgs(read=NODE_TIMEOUT),
-                opts=pulumi.InvokeOutputOptions(parent=self, depends_on=waited_for),
-            )
-            # Consumers of the kubeconfig (the GitOps half) start only once the cluster is healthy.
-            self.kubeconfig = pulumi.Output.secret(
-                pulumi.Output.all(kubeconfig.kubeconfig_raw, health.id).apply(lambda pair: pair[0])
-            )
+        # Health is cluster/rollout.py's `cluster-health` step: it runs when what it guards moves.
+        self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
         self.talosconfig = pulumi.Output.secret(
             talos.client.get_configuration_output(
                 cluster_name=settings.cluster.name,
@@ -147,6 +146,10 @@ class TalosCluster(pulumi.ComponentResource):
                 opts=invoke,
             ).talos_config
         )
+        self.client_configuration = client_configuration
+        self.machine_configurations = machine_configurations
+        self.installs = dict(applies)
+        self.bootstrap = bootstrap
         self.register_outputs({"talosconfig": self.talosconfig, "kubeconfig": self.kubeconfig})
 
 
@@ -202,18 +205,6 @@ def _machine_secrets(
 
 def _certificate(pair: machine_outputs.CertificateResult) -> talos.machine.CertificateArgs:
     return talos.machine.CertificateArgs(cert=pair.cert, key=pair.key)
-
-
-def _health_wait_message(node_ip: str) -> str:
-    # `talosctl health` talks to exactly one node (BuildClientEnforceSingleNode in siderolabs/talos
-    # cmd/talosctl/cmd/talos/health.go), while the exported talosconfig lists every node.
-    return (
-        f"Waiting up to {NODE_TIMEOUT} for the Talos cluster to be healthy (every node up, etcd, "
-        "Kubernetes control plane). Watch it with:\n"
-        f"talosctl --talosconfig ./talosconfig --nodes {node_ip} health\n"
-        "(./talosconfig is exported after the first successful run; before that, the VM console "
-        "in Proxmox shows the Talos dashboard.)"
-    )
 
 
 def _kubernetes_version(settings: Settings) -> str:

@@ -49,6 +49,9 @@ class Registration:
     retain_on_delete: bool
     provider: str
     seq: int
+    replace_on_changes: list[str] = field(default_factory=list)
+    replace_with: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
     state: dict[str, Any] = field(default_factory=dict)
     # A remote component (e.g. kubernetes:yaml/v2:ConfigFile) is built by its provider: its
     # children never reach the monitor, so a dependency on it is a dependency on it as a whole.
@@ -117,6 +120,32 @@ class RecordingMonitor(mocks.MockMonitor):
             seq=next(self._seq),
             state=self.resources[response.urn].state,
             remote=request.remote,
+            replace_on_changes=list(request.replaceOnChanges),
+            replace_with=list(request.replace_with),
+            delete_before_replace=request.deleteBeforeReplace,
+        )
+        with self._lock:
+            self.registrations.append(registration)
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+        """A read (the program's StackReference) is part of the graph too: record it."""
+        response = super().ReadResource(request)
+        registration = Registration(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent,
+            custom=True,
+            inputs=unwrap_secrets(rpc.deserialize_properties(request.properties)),
+            raw_inputs=json_format.MessageToDict(request.properties),
+            dependencies=list(request.dependencies),
+            property_dependencies={},
+            ignore_changes=[],
+            retain_on_delete=False,
+            provider=request.provider,
+            seq=next(self._seq),
+            state=self.resources[response.urn].state,
         )
         with self._lock:
             self.registrations.append(registration)
@@ -227,7 +256,10 @@ def plain_strings(value: Any) -> Iterator[str]:
 
 
 def run_program(
-    config: Mapping[str, Any], preview: bool = False, expect_error: bool = False
+    config: Mapping[str, Any],
+    preview: bool = False,
+    expect_error: bool = False,
+    provider_mocks: mocks.Mocks | None = None,
 ) -> ProgramRun:
     """Evaluate __main__.py with the given stack config, as `pulumi preview` or `pulumi up` would.
 
@@ -235,12 +267,13 @@ def run_program(
     load_stack_file; keys without a namespace are `homelab:` keys); they reach the program in the
     CLI's encoding, through the language host's shim. An error the program raises is re-raised,
     or with expect_error kept in the result together with whatever was registered before it.
+    provider_mocks replaces the stateless stand-ins (harness/lifecycle.py passes one that knows
+    the previous run).
     """
     reset_options()
-    monitor = RecordingMonitor(HomelabMocks())
-    mocks.set_mocks(
-        HomelabMocks(), project=PROJECT, stack="homelab", preview=preview, monitor=monitor
-    )
+    stand_ins = provider_mocks or HomelabMocks()
+    monitor = RecordingMonitor(stand_ins)
+    mocks.set_mocks(stand_ins, project=PROJECT, stack="homelab", preview=preview, monitor=monitor)
     # set_mocks installs a MockEngine that only forwards to a logger; keep the messages instead.
     # (setattr, as settings.configure does it: the attribute is a context-variable property.)
     engine = RecordingEngine()

@@ -7,6 +7,8 @@ from typing import Any
 
 from pulumi.runtime import mocks
 
+from harness.tokens import STACK_REFERENCE
+
 
 def _digest(*parts: object) -> str:
     return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()
@@ -21,6 +23,11 @@ class HomelabMocks(mocks.Mocks):
         if kind == "proxmoxve:index/vmLegacy:VmLegacy":
             vm_id = inputs.get("vmId") or 100 + int(_digest(args.name), 16) % 900
             return str(vm_id), {**inputs, "vmId": vm_id, "ipv4Addresses": vm_ipv4_addresses(inputs)}
+        if kind == STACK_REFERENCE:
+            # The engine's builtin provider answers with the stack's outputs (pulumi/pulumi,
+            # pkg/resource/deploy/builtins.go readStackReference); a new stack has none.
+            name = inputs.get("name", args.resource_id)
+            return str(name), {"name": name, "outputs": {}, "secretOutputNames": []}
         if kind == "proxmoxve:download/file:File":
             return f"{inputs['datastoreId']}:iso/{inputs['fileName']}", inputs
         if kind == "talos:imageFactory/schematic:Schematic":

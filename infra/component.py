@@ -11,18 +11,21 @@ import pulumiverse_talos as talos
 from infra.image import (
     ARCHITECTURE,
     PLATFORM,
-    checked_extensions,
     iso_file_name,
     schematic_document,
 )
 from infra.vm import create_vm
-from settings import NAMESPACE, ConfigError, Settings
+from settings import Settings
 
 
 @dataclass(frozen=True)
 class ProxmoxInfraArgs:
     settings: Settings
     api_token: pulumi.Output[str]
+    # settings.cluster.talos_version once the move to it is checked (settings/upgrades.py).
+    talos_version: pulumi.Output[str]
+    # image.extensions once Image Factory's catalogue has each (infra.catalogue_checked_extensions).
+    extensions: tuple[str, ...]
 
 
 class ProxmoxInfra(pulumi.ComponentResource):
@@ -31,11 +34,11 @@ class ProxmoxInfra(pulumi.ComponentResource):
     vm_ids: dict[str, pulumi.Output[int]]
     # Each node's static IP, known once its VM exists: what every Talos call targets.
     node_addresses: dict[str, pulumi.Output[str]]
+    vms: dict[str, pulumi.Resource]
 
     def __init__(
         self, name: str, args: ProxmoxInfraArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        extensions = _catalogue_checked_extensions(args.settings)
         super().__init__("homelab:infra:ProxmoxInfra", name, None, opts)
         settings = args.settings
         child = pulumi.ResourceOptions(parent=self)
@@ -49,9 +52,9 @@ class ProxmoxInfra(pulumi.ComponentResource):
         )
         on_proxmox = pulumi.ResourceOptions(parent=self, provider=provider)
 
-        self.schematic_id = self._schematic_id(settings, extensions, child)
+        self.schematic_id = self._schematic_id(settings, args.extensions, child)
         urls = talos.imagefactory.get_urls_output(
-            talos_version=settings.cluster.talos_version,
+            talos_version=args.talos_version,
             schematic_id=self.schematic_id,
             platform=PLATFORM,
             architecture=ARCHITECTURE,
@@ -91,6 +94,7 @@ class ProxmoxInfra(pulumi.ComponentResource):
 
         self.vm_ids = {}
         self.node_addresses = {}
+        self.vms = {}
         for node in settings.nodes:
             iso_id = iso_ids[_iso_host(settings, node.proxmox_node)]
             vm = create_vm(settings, node, iso_id, on_proxmox)
@@ -98,6 +102,7 @@ class ProxmoxInfra(pulumi.ComponentResource):
             # The static IP from config, released once the VM exists so that the config apply
             # waits for the machine it configures. Never an address the guest agent reports.
             self.node_addresses[node.name] = vm.id.apply(lambda _, ip=str(node.ip): ip)
+            self.vms[node.name] = vm
 
         self.register_outputs(
             {
@@ -126,27 +131,3 @@ def _iso_host(settings: Settings, proxmox_node: str) -> str:
     overwrite_unmanaged), so the first node used downloads it once for every VM.
     """
     return settings.proxmox_nodes[0] if settings.proxmox.iso_datastore_shared else proxmox_node
-
-
-def _catalogue_checked_extensions(settings: Settings) -> tuple[str, ...]:
-    """The configured extensions, once Image Factory's catalogue for the Talos version has them.
-
-    The invoke's blocking form answers before anything is registered, so a wrong name stops the
-    run like any config error: one message, no schematic, ISO or VM. The whole catalogue is read
-    (no filters): the closest real names come from it. A given schematic ID needs no check: the
-    list is not used then, the ID's content is fixed by whoever registered it with Image Factory.
-    """
-    if settings.image.schematic_id:
-        return ()
-    catalogue = talos.imagefactory.get_extensions_versions(
-        talos_version=settings.cluster.talos_version
-    ).extensions_infos
-    try:
-        return checked_extensions(
-            settings.image.extensions,
-            [info.name for info in catalogue],
-            settings.cluster.talos_version,
-            f"{NAMESPACE}:image.extensions",
-        )
-    except ConfigError as error:
-        raise pulumi.RunError(str(error)) from None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 
+import pulumiverse_talos as talos
 import yaml
 
-from settings import ConfigError
+from settings import NAMESPACE, ConfigError, Settings
 
 # Talos's nocloud platform reads the network-config of the Proxmox cloud-init drive (label cidata)
 # and so boots on the node's static IP; it ignores Proxmox's #cloud-config user-data and waits in
@@ -57,3 +58,25 @@ def iso_file_name(talos_version: str, schematic_id: str, secure_boot: bool) -> s
     """Version and schematic in the name: an upgrade downloads a new file beside the running one."""
     flavour = f"{PLATFORM}-secureboot" if secure_boot else PLATFORM
     return f"talos-{talos_version}-{schematic_id[:12]}-{flavour}-{ARCHITECTURE}.iso"
+
+
+def catalogue_checked_extensions(settings: Settings) -> tuple[str, ...]:
+    """The configured extensions, once Image Factory's catalogue for the Talos version has them.
+
+    Part of validation (`__main__.py` calls it before anything is registered): the invoke's
+    blocking form answers at once, so a wrong name stops the run like any config error, one
+    message and no schematic, ISO or VM. The whole catalogue is read (no filters): the closest
+    real names come from it. A given schematic ID needs no check: the list is not used then, the
+    ID's content is fixed by whoever registered it with Image Factory.
+    """
+    if settings.image.schematic_id:
+        return ()
+    catalogue = talos.imagefactory.get_extensions_versions(
+        talos_version=settings.cluster.talos_version
+    ).extensions_infos
+    return checked_extensions(
+        settings.image.extensions,
+        [info.name for info in catalogue],
+        settings.cluster.talos_version,
+        f"{NAMESPACE}:image.extensions",
+    )

@@ -53,8 +53,7 @@ def create_vm(
         # would lose quorum together. Off, bpg leaves such a change pending (with a warning) until
         # Proxmox restarts the VM, and fails one that needs the VM stopped, e.g. adding the
         # cloud-init drive to a running VM (proxmoxtf/resource/vm/vm.go, reboot_after_update and
-        # rebootAfterUpdateDisabledError). Rolling restarts node by node are the day-two
-        # lifecycle's job (issue 9), not this resource's.
+        # rebootAfterUpdateDisabledError). cluster/rollout.py restarts the VMs one at a time.
         reboot_after_update=False,
         agent=proxmoxve.VmLegacyAgentArgs(
             enabled=True,

@@ -9,8 +9,10 @@ missing (pulumiverse/pulumi-talos#103).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
+import pulumi
 import pulumi_kubernetes as k8s
 import pulumiverse_talos as talos
 import pytest
@@ -23,12 +25,13 @@ from harness.environment import committed_config, ha_config
 from harness.tokens import (
     APPLY,
     BOOTSTRAP,
+    COMMAND,
     CONFIGMAP,
     GIT_REPOSITORY,
-    HEALTH,
     KUBECONFIG,
     KUSTOMIZATION,
     SECRET,
+    STACK_REFERENCE,
 )
 
 Program = Callable[..., ProgramRun]
@@ -44,6 +47,7 @@ USER_DATA = {
     (KUSTOMIZATION, "opaque", "spec"),
     (GIT_REPOSITORY, "user-map", "metadata.annotations"),  # pulumi.com/waitFor, timeoutSeconds
     (KUSTOMIZATION, "user-map", "metadata.annotations"),
+    (COMMAND, "user-map", "environment"),  # a day-two step's environment variables
 }
 
 
@@ -52,9 +56,24 @@ def run(request: pytest.FixtureRequest, program: Program) -> ProgramRun:
     return program(committed_config() if request.param == "single-node" else ha_config())
 
 
+def _stack_reference_declaration() -> sdk_schema.Declaration:
+    """The engine's builtin StackReference: the attributes the core SDK's class declares, by the
+    wire names its own translate_output_property maps back to them."""
+    python_names = inspect.get_annotations(pulumi.StackReference)
+    reference = pulumi.StackReference.__new__(pulumi.StackReference)
+    wire = {
+        reference.translate_output_property(w): w for w in ("name", "outputs", "secretOutputNames")
+    }
+    return sdk_schema.Declaration(
+        "pulumi.StackReference", {wire[name]: kind for name, kind in python_names.items()}
+    )
+
+
 def _declaration(registration: Registration) -> sdk_schema.Declaration:
     if registration.type in CUSTOM_RESOURCES:
         return sdk_schema.input_type_declaration(k8s.apiextensions.CustomResourceArgs)
+    if registration.type == STACK_REFERENCE:
+        return _stack_reference_declaration()
     return sdk_schema.resource_declaration(registration.type)
 
 
@@ -85,10 +104,10 @@ def test_every_invoke_argument_name_is_declared_by_its_sdk(run: ProgramRun) -> N
 def test_the_check_covers_the_whole_talos_side(run: ProgramRun) -> None:
     """The walk above saw every kind that carries nested Talos objects, deep inside."""
     checked = {r.type for r in _provider_resources(run)}
-    assert {APPLY, BOOTSTRAP, KUBECONFIG, SECRET, CONFIGMAP, *CUSTOM_RESOURCES} <= checked
+    assert {APPLY, BOOTSTRAP, KUBECONFIG, SECRET, CONFIGMAP, COMMAND, *CUSTOM_RESOURCES} <= checked
     invoked = {i.token for i in run.invocations}
     assert {
-        HEALTH,
+        "talos:imageFactory/getExtensionsVersions:getExtensionsVersions",
         "talos:machine/getConfiguration:getConfiguration",
         "talos:client/getConfiguration:getConfiguration",
     } <= invoked

@@ -45,8 +45,8 @@ def test_the_kubernetes_provider_uses_the_healthy_clusters_kubeconfig(run: Progr
     (provider,) = run.of_type(K8S_PROVIDER)
     assert provider.inputs["kubeconfig"] == run.outputs["kubeconfig"]
     assert provider.inputs["kubeconfig"] not in list(plain_strings(provider.raw_inputs))
-    (health,) = run.invoked("talos:cluster/getHealth:getHealth")
-    assert provider.seq > health.seq
+    health = run.one("command:local:Command", "cluster-health")
+    assert run.waits_for(provider, health)
     for registration in run.registrations:
         if registration.type.startswith("kubernetes:"):
             assert registration.provider.startswith(provider.urn), registration.name

@@ -10,10 +10,9 @@ import pytest
 from gitops.layers import LAYERS
 from harness.engine import LogEntry, ProgramRun, run_program
 from harness.environment import committed_config, ha_config
-from harness.tokens import DEPLOY_KEY, GIT_REPOSITORY, KUSTOMIZATION
+from harness.tokens import COMMAND, DEPLOY_KEY, GIT_REPOSITORY, KUSTOMIZATION
 
 Program = Callable[..., ProgramRun]
-CLUSTER = "homelab:cluster:TalosCluster"
 
 
 @pytest.fixture(params=["single-node", "3cp-2w"])
@@ -26,10 +25,10 @@ def _info(run: ProgramRun, urn: str) -> list[LogEntry]:
 
 
 def test_the_health_wait_says_what_it_waits_for_and_how_to_watch_it(run: ProgramRun) -> None:
-    (cluster,) = run.of_type(CLUSTER)
-    (entry,) = _info(run, cluster.urn)
+    health = run.one(COMMAND, "cluster-health")
+    (entry,) = _info(run, health.urn)
     first = run.outputs["nodeIps"]["talos-cp-1"]
-    assert "Waiting up to 30m for the Talos cluster to be healthy" in entry.message
+    assert "waits up to 30m for the Talos cluster to be healthy" in entry.message
     # talosctl health takes one node; the exported talosconfig lists them all.
     assert (
         f"talosctl --talosconfig ./talosconfig --nodes {first} health" in entry.message.splitlines()

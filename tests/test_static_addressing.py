@@ -31,9 +31,11 @@ def test_every_apply_and_the_bootstrap_target_the_static_ip(
     run = program(config)
     static = {node["name"]: node["ip"] for node in config["nodes"]}
     applies = run.of_type(APPLY)
-    assert sorted(apply.name for apply in applies) == sorted(f"{name}-config" for name in static)
+    # Each node's install (from maintenance mode) and its staged day-two config (cluster/rollout).
+    expected = sorted(f"{name}-{kind}" for name in static for kind in ("config", "staged"))
+    assert sorted(apply.name for apply in applies) == expected
     for apply in applies:
-        name = apply.name.removesuffix("-config")
+        name = _node_of(apply.name)
         assert (apply.inputs["node"], apply.inputs["endpoint"]) == (static[name], static[name])
         # The apply still waits for the VM it configures (its address is released by the VM).
         assert run.waits_for(apply, run.one(VM, name))
@@ -106,4 +108,8 @@ def test_no_input_is_derived_from_the_addresses_the_agent_reports(
         assert not agent_addresses & set(plain_strings(invocation.args)), invocation.token
     static = {node["name"]: node["ip"] for node in config["nodes"]}
     for apply in run.of_type(APPLY):
-        assert apply.inputs["node"] == static[apply.name.removesuffix("-config")]
+        assert apply.inputs["node"] == static[_node_of(apply.name)]
+
+
+def _node_of(apply_name: str) -> str:
+    return apply_name.removesuffix("-config").removesuffix("-staged")
