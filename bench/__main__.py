@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import upgrade
 from bench.checks import FAIL
 from bench.layout import SIZES
 from bench.report import render, slope
@@ -37,8 +38,12 @@ def main() -> int:
 
     results = [run_size(nodes, args.runs) for nodes in sorted(args.sizes)]
     print(render(results, args.runs, os.cpu_count()))
+    # The day-two path, apart from the create path: it grows with the node count by design.
+    paths = upgrade.measure(sorted(args.sizes))
+    print("\n" + upgrade.render(paths))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(document(results, args.runs), indent=2) + "\n")
+    saved = {**document(results, args.runs), "upgrade_paths": [asdict(path) for path in paths]}
+    args.json.write_text(json.dumps(saved, indent=2) + "\n")
     print(f"\nsaved: {args.json}")
     return 1 if any(FAIL in r.checks.values() for r in results) else 0
 

@@ -53,21 +53,40 @@ def upgrade_path(nodes: int, secrets_file: Path) -> UpgradePath:
     )
 
 
-def main() -> int:
+def measure(sizes: list[int]) -> list[UpgradePath]:
+    """The upgrade path at each size, each in a fresh simulation with its own sops environment."""
     with tempfile.TemporaryDirectory() as directory:
         environment = write_program_environment(Path(directory))
+        saved = {key: os.environ.get(key) for key in ("PATH", "SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE")}
         os.environ["PATH"] = environment.path()
         os.environ.pop("SOPS_AGE_KEY", None)
         os.environ["SOPS_AGE_KEY_FILE"] = str(environment.age_key)
-        paths = [upgrade_path(nodes, environment.secrets_file) for nodes in SIZES]
-    print(f"Talos upgrade path (serial by design), {TARGET}:")
-    print("nodes  upgrades  reboots  health_gates  steps_run  order")
+        try:
+            return [upgrade_path(nodes, environment.secrets_file) for nodes in sizes]
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def render(paths: list[UpgradePath]) -> str:
+    lines = [
+        f"Talos upgrade path (serial by design, one node at a time), bump to {TARGET}:",
+        "nodes  upgrades  reboots  health_gates  steps_run  order",
+    ]
     for path in paths:
         order = " -> ".join(path.order)
-        print(
+        lines.append(
             f"{path.nodes:<6} {path.upgrades:<9} {path.reboots:<8} {path.health_gates:<13} "
             f"{path.steps:<10} {order}"
         )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    print(render(measure(list(SIZES))))
     return 0
 
 
