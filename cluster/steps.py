@@ -71,14 +71,40 @@ def health(first_controlplane: str) -> str:
     )
 
 
-def skip_if_running(ip: str) -> str:
-    """Skip the upgrade when the node already runs the target Talos version (a re-run after a
-    partial failure). Talos reports it as the `version` resource (pkg/machinery/resources/runtime/
-    version.go, spec.version)."""
-    return (
-        f'[ "$(talos -e {ip} -n {ip} get version -o jsonpath={{.spec.version}})" '
-        f'= "$TALOS_VERSION" ] && {{ {RECORD}; exit 0; }}'
-    )
+# The schematic part of the target installer image, <registry>/<platform>-installer[-secureboot]/
+# <schematic>:<version> (siderolabs/image-factory docs/api.md, "`installer` Image"), cut out by
+# bash parameter expansion: the step needs no tool beyond talosctl and grep (no jq is pinned).
+SCHEMATIC_FROM_IMAGE = ('schematic="${TALOS_IMAGE%:*}"', 'schematic="${schematic##*/}"')
+
+
+def skip_if_running(ip: str) -> list[str]:
+    """Skip the upgrade when the node already runs the target installer image: its Talos version
+    and its Image Factory schematic (a re-run after a partial failure). A change of extensions
+    alone keeps the version and moves only the schematic, so the version alone is not enough.
+
+    Version: the `version` resource, spec.version (siderolabs/talos v1.12.4, pkg/machinery/
+    resources/runtime/version.go). Schematic: Image Factory adds to every image it builds a
+    virtual system extension named `schematic` whose manifest version is the schematic ID
+    (siderolabs/image-factory, internal/artifacts/schematic.go `schematicExtension`, appended in
+    internal/profile/profile.go; the name is pkg/constants SchematicIDExtensionName). Talos shows
+    each installed extension as an `ExtensionStatus` resource (alias `extensions`) whose spec is
+    the layer {image, metadata: {name, version, ...}}; its ID is the layer's image file, not the
+    extension name (talos v1.12.4, pkg/machinery/resources/runtime/extension_status.go,
+    pkg/machinery/extensions/config.go, internal/app/machined/pkg/controllers/runtime/
+    extension_status.go). So every extension's version is listed, one line per resource
+    (`-o jsonpath` applies the path to each resource and prints a scalar on its own line:
+    cmd/talosctl/cmd/talos/output/jsonpath.go), and the schematic ID must be one of those whole
+    lines: it is a SHA-256 hex digest of the schematic (image-factory pkg/schematic/schematic.go
+    `ID`), not a version any other extension carries. grep reads all its input (no `-q`), so
+    talosctl never dies of SIGPIPE under pipefail. A node that cannot be asked is not skipped:
+    its upgrade runs, and fails there or at the health gate."""
+    talos = f"talos -e {ip} -n {ip}"
+    return [
+        *SCHEMATIC_FROM_IMAGE,
+        f'[ "$({talos} get version -o \'jsonpath={{.spec.version}}\')" = "$TALOS_VERSION" ] && '
+        f"{talos} get extensions -o 'jsonpath={{.spec.metadata.version}}' "
+        f'| grep -xF "$schematic" >/dev/null && {{ {RECORD}; exit 0; }}',
+    ]
 
 
 def etcd_snapshot(ip: str) -> list[str]:
@@ -93,7 +119,7 @@ def etcd_snapshot(ip: str) -> list[str]:
 
 
 def upgrade(ip: str, gate: str, snapshot: bool) -> str:
-    lines = [skip_if_running(ip), gate]
+    lines = [*skip_if_running(ip), gate]
     if snapshot:
         lines += etcd_snapshot(ip)
     lines += [f'talos -e {ip} -n {ip} upgrade --image "$TALOS_IMAGE" --wait', gate]

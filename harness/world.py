@@ -8,6 +8,7 @@ in order, so scenarios assert on what an operator would have seen the cluster do
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class Machine:
     # None: maintenance mode (booted from the ISO, no config yet).
     version: str | None = None
     image: str | None = None
+    # The Image Factory schematic baked into the running image (its `schematic` extension).
+    schematic: str | None = None
     active_config: str | None = None
     staged_config: str | None = None
     controlplane: bool = False
@@ -103,6 +106,7 @@ class World:
             if mode not in ("auto", "reboot"):
                 raise StepError(f"apply --mode={mode} is not supported in maintenance mode")
             machine.version, machine.image = _image_version(config), _image(config)
+            machine.schematic = schematic_of(machine.image)
             machine.active_config = config
             self.log("install", machine.name, machine.version or "")
             self._join(machine)
@@ -163,12 +167,11 @@ class World:
         return "\n".join(stdout)
 
     def _line(self, name: str, line: str, env: dict[str, str], stdout: list[str]) -> str | None:
-        if match := re.match(r'\[ "\$\(talos -e \S+ -n (\S+) get version .*\)" = (\S+) \]', line):
-            if self.at(match[1]).version == match[2]:
-                self.log("skip", self.at(match[1]).name)
-                stdout.append(f"done {env['GUARD']}")
-                return "exit"
+        if match := re.match(_ASSIGNMENT, line):
+            env[match[1]] = match[2]
             return None
+        if match := re.match(_SKIP_IF, line):
+            return self._skip_if(name, match[1].split(" && "), env, stdout)
         if " health " in line:
             if not self.healthy():
                 raise StepError(f"{name}: cluster not healthy within the wait timeout")
@@ -196,9 +199,63 @@ class World:
             (r"kube delete node (\S+) ", self._delete_node),
         ]
 
+    def _skip_if(
+        self, name: str, conditions: list[str], env: dict[str, str], stdout: list[str]
+    ) -> str | None:
+        """`cond && cond … && { record; exit 0; }`: each condition asks one node through talosctl,
+        either `[ "$(talosctl get …)" = value ]` or `talosctl get … | grep -xF value`."""
+        nodes: set[str] = set()
+        for condition in conditions:
+            if match := re.fullmatch(rf'\[ "\$\({_TALOS_GET}\)" = (\S+) \]', condition):
+                holds = self._get(match[1], match[2], match[3]) == match[4]
+            elif match := re.fullmatch(rf"{_TALOS_GET} \| grep -xF (\S+) >/dev/null", condition):
+                holds = match[4] in self._get(match[1], match[2], match[3]).split("\n")
+            else:
+                raise AssertionError(f"step {name}: the world cannot interpret {condition!r}")
+            nodes.add(match[1])
+            if not holds:
+                return None
+        (ip,) = nodes  # one node's state decides
+        self.log("skip", self.at(ip).name)
+        stdout.append(f"done {env['GUARD']}")
+        return "exit"
+
+    def _get(self, ip: str, resource: str, jsonpath: str) -> str:
+        """`talosctl get <resource> -o jsonpath=<path>` as talosctl 1.12 prints it: the path is
+        applied to each resource and each scalar printed on its own line (cmd/talosctl/cmd/talos/
+        output/jsonpath.go); a missing key is an error (jsonpath.New without AllowMissingKeys)."""
+        machine = self.at(ip)
+        extensions = [_OTHER_EXTENSION]
+        if machine.schematic:
+            # Image Factory's virtual extension (siderolabs/image-factory,
+            # internal/artifacts/schematic.go): name `schematic`, version the schematic ID.
+            extensions.append({"name": "schematic", "version": machine.schematic})
+        resources = {
+            # pkg/machinery/resources/runtime/version.go; extension_status.go, whose spec is the
+            # extension layer {image, metadata} (pkg/machinery/extensions/config.go).
+            "version": [{"spec": {"version": machine.version}}],
+            "extensions": [
+                {"spec": {"image": f"{i:03}.sqsh", "metadata": meta}}
+                for i, meta in enumerate(extensions)
+            ],
+        }[resource]
+        keys = re.fullmatch(r"\{((?:\.\w+)+)\}", jsonpath)
+        if not keys:
+            raise AssertionError(f"the world cannot evaluate jsonpath {jsonpath!r}")
+        lines = []
+        for found in resources:
+            value: Any = found
+            for key in keys[1].split(".")[1:]:
+                if not isinstance(value, dict) or key not in value:
+                    raise StepError(f"error finding result for jsonpath: {key} is not found")
+                value = value[key]
+            lines.append(str(value))
+        return "\n".join(lines)
+
     def _upgrade(self, match: re.Match[str]) -> None:
         machine = self.at(match[1])
         machine.image, machine.version = match[2], match[2].rsplit(":", 1)[1]
+        machine.schematic = schematic_of(match[2])
         self._reboot(machine, "upgrade")
         self.log("upgrade", machine.name, match[2].rsplit(":", 1)[1])
 
@@ -243,6 +300,13 @@ def _image(config: str) -> str | None:
     return match[1] if match else None
 
 
+def schematic_of(image: str | None) -> str | None:
+    """The schematic of an Image Factory installer, <registry>/<platform>-installer[-secureboot]/
+    <schematic>:<version> (siderolabs/image-factory docs/api.md); None for any other image."""
+    match = re.search(r"/[\w-]+-installer(?:-secureboot)?/([0-9a-f]{64}):[^:/]+$", image or "")
+    return match[1] if match else None
+
+
 def _image_version(config: str) -> str | None:
     image = _image(config)
     return image.rsplit(":", 1)[1] if image else None
@@ -254,9 +318,38 @@ def _kubernetes(config: str) -> str:
 
 
 def _expand(line: str, env: dict[str, str]) -> str:
+    line = re.sub(
+        r'"?\$\{(\w+)(##|#|%%|%)([^}]*)\}"?',
+        lambda m: _trim(env[m[1]], m[2], m[3]) if m[1] in env else m[0],
+        line,
+    )
     line = re.sub(r'"\$\{?(\w+)\}?"', lambda m: env.get(m[1], m[0]), line)
     return re.sub(r"\$\{?([A-Z_]+)\}?", lambda m: env.get(m[1], m[0]), line)
 
+
+def _trim(value: str, op: str, pattern: str) -> str:
+    """bash's ${v#p} (shortest prefix), ${v##p} (longest), ${v%p} (shortest suffix), ${v%%p}."""
+    cuts = range(len(value) + 1)
+    if op in ("#", "##"):
+        for i in cuts if op == "#" else reversed(cuts):
+            if fnmatch.fnmatchcase(value[:i], pattern):
+                return value[i:]
+    else:
+        for i in reversed(cuts) if op == "%" else cuts:
+            if fnmatch.fnmatchcase(value[i:], pattern):
+                return value[:i]
+    return value
+
+
+# A shell variable set from an expanded value: `name="…"`.
+_ASSIGNMENT = r'([a-z_]\w*)="?([^\s"$]*)"?$'
+# `talosctl get <resource> -o jsonpath=<path>` at a node (the path quoted or not).
+_TALOS_GET = r"talos -e \S+ -n (\S+) get (\w+) -o '?jsonpath=([^'\s]+)'?"
+# Conditions that, when all hold, end the step as done (see steps.skip_if_running).
+_SKIP_IF = r'(.+) && \{ echo "done \S+"; exit 0; \}$'
+# Another official extension the node runs besides the schematic (its name and version are
+# arbitrary here): the check must find the schematic among several lines.
+_OTHER_EXTENSION = {"name": "qemu-guest-agent", "version": "1.0.0-stand-in"}
 
 # Local bookkeeping lines of the snapshot step: nothing for the world to do.
 _HARMLESS = ("mkdir -p backups/etcd", 'tmp="$(mktemp -d)"', 'out="backups/etcd/')

@@ -9,16 +9,19 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.engine import SECRET_SIG
+from cluster import steps
+from harness.engine import SECRET_SIG, run_program
 from harness.environment import committed_config, ha_config
-from harness.lifecycle import Lifecycle, RunResult
+from harness.lifecycle import Lifecycle, LifecycleMocks, RunResult
 from harness.tokens import BOOTSTRAP, COMMAND, VM
+from harness.world import schematic_of
 from settings.compatibility import KUBERNETES_BY_TALOS_MINOR, KubernetesRange
 
 Config = dict[str, Any]
@@ -124,6 +127,105 @@ def test_a_talos_bump_upgrades_node_by_node_after_a_snapshot(created: Any) -> No
     # The upgrade's own reboot activates the staged config: no second reboot per node.
     assert [e for e in result.events if e[0] == "reboot" and e[2] != "upgrade"] == []
     never_two_controlplanes_at_once(result, config)
+
+
+def planned_image(sim: Lifecycle, config: Config) -> str:
+    """The installer image a run with `config` upgrades to, as `pulumi preview --diff` shows it
+    in each upgrade step's environment (the program evaluated; nothing reaches the world)."""
+    program = run_program(
+        {**config, "secretsFile": sim.secrets_file},
+        provider_mocks=LifecycleMocks(sim.outputs, sim.world),
+    )
+    return program.one(COMMAND, "talos-cp-1-upgrade").inputs["environment"]["TALOS_IMAGE"]
+
+
+def _more_extensions(config: Config) -> None:
+    config["image"]["extensions"].append("siderolabs/iscsi-tools")
+
+
+def test_an_extension_change_alone_upgrades_every_node(created: Any) -> None:
+    """Same Talos version, new Image Factory schematic: every node runs the version already, but
+    not the installer image, so none may be skipped."""
+    sim, config = created
+    changed = edited(config, _more_extensions)
+    target = planned_image(sim, changed)
+    version = config["cluster"]["talosVersion"]
+    assert target.endswith(f":{version}")
+    assert all(m.image != target for m in sim.world.machines.values())
+    result = sim.up(changed)
+    assert result.error is None, result.error
+    order = names(config, "controlplane") + names(config, "worker")
+    rolled_in_order(result, "upgrade", order)
+    assert result.of("skip") == []
+    snapshot = result.events.index(("etcd-snapshot", "talos-cp-1"))
+    assert ("health",) in result.events[:snapshot]
+    assert snapshot < result.events.index(("upgrade", "talos-cp-1", version))
+    never_two_controlplanes_at_once(result, config)
+    assert {(m.image, m.schematic, m.version) for m in sim.world.machines.values()} == {
+        (target, schematic_of(target), version)
+    }
+
+
+def test_a_node_already_running_the_target_image_is_skipped(created: Any) -> None:
+    """Version and schematic both match (e.g. upgraded by hand after a failed run): skipped."""
+    sim, config = created
+    changed = edited(config, _more_extensions)
+    target = planned_image(sim, changed)
+    already = names(config)[-1]
+    machine = sim.world.machines[already]
+    machine.image, machine.schematic = target, schematic_of(target)
+    result = sim.up(changed)
+    assert result.error is None, result.error
+    assert ("skip", already) in result.events
+    expected = [n for n in names(config, "controlplane") + names(config, "worker") if n != already]
+    rolled_in_order(result, "upgrade", expected)
+    assert [e[1] for e in result.of("skip")] == [already]
+    if not expected:  # a single node already at the target: nothing to do, not even a snapshot
+        assert result.of("upgrade") == result.of("etcd-snapshot") == result.of("reboot") == []
+
+
+_SCHEMATIC = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("version", "extension_versions", "skipped"),
+    [
+        ("v1.12.4", ["1.0.0", _SCHEMATIC], True),  # the target image
+        ("v1.12.4", ["1.0.0", "cd" * 32], False),  # another schematic: an extension change
+        ("v1.12.4", [f"{_SCHEMATIC}-x"], False),  # whole lines only
+        ("v1.12.3", [_SCHEMATIC], False),  # another version
+        ("v1.12.4", [], False),  # not an Image Factory image: no schematic extension
+    ],
+)
+def test_the_skip_check_as_bash_runs_it(
+    version: str, extension_versions: list[str], skipped: bool
+) -> None:
+    """The lines harness/world.py interprets, run by bash against talosctl-shaped answers (one
+    line per resource), so the parameter expansion and quoting are bash's, not the world's."""
+    answers = " ".join(extension_versions)
+    fake_talosctl = (
+        'talos() { case "$*" in\n'
+        f'  *" get version -o jsonpath={{.spec.version}}") echo {version} ;;\n'
+        f'  *" get extensions -o jsonpath={{.spec.metadata.version}}")\n'
+        f'    printf "%s\\n" {answers} ;;\n'
+        '  *) echo "unexpected: $*" >&2; exit 9 ;;\n'
+        "esac; }\n"
+    )
+    image = f"factory.talos.dev/nocloud-installer-secureboot/{_SCHEMATIC}:v1.12.4"
+    text = "set -euo pipefail\n" + fake_talosctl + "\n".join(steps.skip_if_running("10.0.0.1"))
+    run = subprocess.run(
+        [*steps.INTERPRETER, text + "\necho upgrade\n"],
+        env={
+            "TALOS_IMAGE": image,
+            "TALOS_VERSION": "v1.12.4",
+            "GUARD": image,
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout == (f"done {image}\n" if skipped else "upgrade\n")
 
 
 def test_an_unsupported_talos_jump_stops_before_anything_runs(
