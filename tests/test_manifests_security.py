@@ -11,6 +11,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
+from settings.compatibility import KUBERNETES_BY_TALOS_MINOR
 from tests.manifests.accepted_findings import ACCEPTED
 from tests.manifests.tree import (
     LAYERS,
@@ -21,9 +22,11 @@ from tests.manifests.tree import (
 
 CHECKOV_VERSION = "3.3.30"
 INSTALL = f"uv tool install checkov=={CHECKOV_VERSION}"
-# Talos 1.13 accepts Kubernetes up to 1.36.x (siderolabs/talos
-# pkg/machinery/compatibility/talos113): a cluster may be moved there without touching these files.
-NEWEST_KUBERNETES = "1.36.0"
+# The newest Kubernetes minor any supported Talos release accepts (settings/compatibility.py, from
+# siderolabs/talos pkg/machinery/compatibility): a cluster may be moved there without touching
+# these files.
+_NEWEST = max(supported.maximum for supported in KUBERNETES_BY_TALOS_MINOR.values())
+NEWEST_KUBERNETES = f"{_NEWEST[0]}.{_NEWEST[1]}.0"
 # --skip-download: offline, no policy download from the Prisma Cloud platform.
 CHECKOV_OPTIONS = ("--framework", "kubernetes", "--skip-download", "--quiet", "--compact")
 CHECKOV_OPTIONS += ("--output", "json")
@@ -63,7 +66,8 @@ def test_checkov_finds_nothing_that_is_not_accepted(tmp_path: Path) -> None:
 
 
 def test_no_api_version_removed_by_the_newest_accepted_kubernetes() -> None:
-    """Built-in kinds must validate against Kubernetes 1.36 (a removed API has no schema)."""
+    """Built-in kinds must validate against the newest accepted Kubernetes (a removed API has no
+    schema there)."""
     removed = builtin_schema_problems(NEWEST_KUBERNETES)
     assert not removed, "\n".join(removed)
 
