@@ -9,6 +9,7 @@ from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueE
 from pathlib import Path
 from typing import Any
 
+from settings.backup import parse_backup
 from settings.errors import ConfigError
 from settings.model import (
     DERIVED_SETTING_KEYS,
@@ -35,6 +36,7 @@ TOP_LEVEL_KEYS = (
     "nodes",
     "gitops",
     "clusterSettings",
+    "backup",
 )
 # The first Talos minor with the multi-document network, hostname and volume config we emit.
 MIN_TALOS_MINOR = (1, 12)
@@ -73,6 +75,7 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             env,
         ),
         secrets_file=Path(top.text("secretsFile", "secrets.enc.yaml")),
+        backup=parse_backup(top.raw("backup", {}), top.raw("clusterSettings", {}), NAMESPACE),
     )
     _check_topology(settings)
     return settings

@@ -31,6 +31,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from settings import DERIVED_SETTING_KEYS
+from settings.backup import BACKUP_NAMESPACE, ETCD_BACKUP_ROLE
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "kubernetes"
@@ -47,6 +48,7 @@ K8S_VERSION = "1.35.0"
 LAYERS = ("infrastructure", "infrastructure-config", "cluster-policies", "apps")
 LAYER_RANK = {
     "flux": 0,
+    "talos": 0,
     "infrastructure": 1,
     "infrastructure-config": 2,
     "cluster-policies": 2,
@@ -60,8 +62,11 @@ OPT_IN_DIRS = {"infrastructure-config/monitoring-routes": "infrastructure-config
 DERIVED_SETTINGS = frozenset(DERIVED_SETTING_KEYS)
 
 # API group -> layer whose reconciliation installs its CRDs ("flux": installed by Pulumi
-# together with the Flux controllers, before any layer).
+# together with the Flux controllers, before any layer; "talos": applied by Talos itself at
+# bootstrap when kubernetesTalosAPIAccess is on, internal/app/machined/pkg/controllers/k8s/
+# manifest.go).
 CRD_GROUP_LAYER = {
+    "talos.dev": "talos",
     "source.toolkit.fluxcd.io": "flux",
     "kustomize.toolkit.fluxcd.io": "flux",
     "helm.toolkit.fluxcd.io": "flux",
@@ -90,6 +95,7 @@ CRD_API_VERSIONS = {
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",
     "ClusterPolicy": "kyverno.io/v1",
+    "ServiceAccount": "talos.dev/v1alpha1",
 }
 CLUSTER_SCOPED_CRD_KINDS = frozenset({"ClusterIssuer", "ClusterPolicy"})
 
@@ -342,6 +348,7 @@ ALLOWED_HOST_SUFFIXES = (
     "prometheus.io",
     "helm.sh",
     "cluster.local",
+    "talos.dev",
 )
 # Top-level domains that make a dotted token look like a host name. Tokens such as
 # `loki.source.kubernetes` or `grafana.ini` are configuration identifiers, not hosts.
@@ -900,6 +907,19 @@ def check_podmonitor(obj: Obj, _idx: Index) -> list[str]:
     return problems
 
 
+def check_talos_serviceaccount(obj: Obj, _idx: Index) -> list[str]:
+    """Talos' CRD has spec.roles only; its controller refuses roles the machine config does not
+    allow (kubeaccess/serviceaccount/crd_controller.go), so they must be exactly those."""
+    problems = []
+    if set(obj["spec"]) != {"roles"}:
+        problems.append(f"spec has {sorted(obj['spec'])}; Talos' CRD defines only roles")
+    if obj["spec"].get("roles") != [ETCD_BACKUP_ROLE]:
+        problems.append(f"roles must be [{ETCD_BACKUP_ROLE}] (the only role Talos allows)")
+    if obj["metadata"]["namespace"] != BACKUP_NAMESPACE:
+        problems.append(f"must live in {BACKUP_NAMESPACE}, the namespace Talos allows")
+    return problems
+
+
 def check_servicemonitor(obj: Obj, _idx: Index) -> list[str]:
     spec = obj["spec"]
     if not spec.get("selector") or not spec.get("endpoints"):
@@ -921,6 +941,7 @@ CRD_CHECKS: dict[str, Callable[[Obj, Index], list[str]]] = {
     "PrometheusRule": check_prometheusrule,
     "PodMonitor": check_podmonitor,
     "ServiceMonitor": check_servicemonitor,
+    "ServiceAccount": check_talos_serviceaccount,
 }
 
 
@@ -1194,6 +1215,8 @@ def test_no_secret_material() -> None:
     references = {s["metadata"]["name"] for s in idx.of_kind("Secret")}
     references |= {k for s in idx.of_kind("Secret") for k in s.get("stringData") or {}}
     references |= {c["spec"]["secretName"] for c in idx.of_kind("Certificate")}
+    # Talos answers each of its ServiceAccounts with a Secret of the same name.
+    references |= {a["metadata"]["name"] for a in idx.of_kind("ServiceAccount")}
     collection = SecretsCollection()
     with default_settings():
         for path in text_files():
