@@ -15,6 +15,7 @@ from settings import (
     parse_settings,
     secret_values,
 )
+from settings.escrow import load_machine_secrets, write_import_file
 
 config = pulumi.Config(NAMESPACE)
 try:
@@ -23,6 +24,15 @@ try:
         os.environ,
     )
     secrets = secret_values(decrypt_secrets_file(settings.secrets_file), settings, os.environ)
+    escrowed = load_machine_secrets(settings.backup.escrow_file, "homelab:backup.escrowFile")
+    if settings.backup.adopt_secrets and escrowed is None:
+        raise ConfigError(
+            "homelab:backup.adoptSecrets",
+            True,
+            f"needs the escrow file {settings.backup.escrow_file}, which does not exist",
+            "restore it from git (or set homelab:backup.escrowFile), or set adoptSecrets: false "
+            "to create a new cluster",
+        )
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None
@@ -36,6 +46,11 @@ cluster = TalosCluster(
         settings=settings,
         installer_image=infra.installer_image,
         dhcp_addresses=infra.dhcp_addresses,
+        escrowed=escrowed,
+        # Adopt: import the escrowed secrets instead of generating new ones.
+        adopt_from=write_import_file(escrowed)
+        if settings.backup.adopt_secrets and escrowed
+        else None,
     ),
 )
 gitops = GitOps(

@@ -9,8 +9,10 @@ from typing import Any
 import pulumi
 import pulumiverse_talos as talos
 
+from cluster.escrow import SecretsEscrow, SecretsEscrowArgs
 from cluster.patches import node_patches, render
 from settings import Settings
+from settings.escrow import Escrow, remove_import_file
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,9 @@ class TalosClusterArgs:
     installer_image: pulumi.Output[str]
     # Where each node answers before its config is applied: the address DHCP gave its VM.
     dhcp_addresses: Mapping[str, pulumi.Output[str]]
+    # The escrow file's secrets, when it exists; with adopt_from, the plaintext copy to import.
+    escrowed: Escrow | None = None
+    adopt_from: str | None = None
 
 
 class TalosCluster(pulumi.ComponentResource):
@@ -37,19 +42,33 @@ class TalosCluster(pulumi.ComponentResource):
             "machine-secrets",
             talos_version=settings.cluster.talos_version,
             # The cluster's CA and tokens are made once; a Talos upgrade must never rotate them.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["talosVersion"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["talosVersion"], import_=args.adopt_from
+            ),
         )
-        client_configuration = _client_configuration(secrets)
+        if args.adopt_from is not None:
+            secrets.id.apply(lambda _, path=args.adopt_from: remove_import_file(path))
+        escrow = SecretsEscrow(
+            "escrow",
+            SecretsEscrowArgs(settings.backup.escrow_file, secrets.machine_secrets, args.escrowed),
+            opts=child,
+        )
+        # Nothing reaches a node unless the state and the escrow file hold the same secrets.
+        client_configuration = _client_configuration(secrets, escrow.checked_bundle)
         machine_configurations = {
             role: pulumi.Output.secret(
                 talos.machine.get_configuration_output(
                     cluster_name=settings.cluster.name,
                     cluster_endpoint=settings.api_endpoint,
                     machine_type=role.value,
-                    machine_secrets=secrets.machine_secrets,  # type: ignore[arg-type]  # same shape
+                    machine_secrets=pulumi.Output.all(  # type: ignore[arg-type]  # same shape
+                        secrets.machine_secrets, escrow.checked_bundle
+                    ).apply(lambda pair: pair[0]),
                     # The config's feature contract stays at the version the cluster was made
                     # with (secrets ignore later versions): an upgrade swaps the OS, not features.
-                    talos_version=secrets.talos_version,
+                    talos_version=secrets.talos_version.apply(
+                        lambda v: _contract_version(v, settings)
+                    ),
                     kubernetes_version=_kubernetes_version(settings),
                     docs=False,
                     examples=False,
@@ -124,20 +143,29 @@ class TalosCluster(pulumi.ComponentResource):
         self.register_outputs({"talosconfig": self.talosconfig, "kubeconfig": self.kubeconfig})
 
 
-def _client_configuration(secrets: talos.machine.Secrets) -> pulumi.Output[Any]:
+def _contract_version(recorded: str, settings: Settings) -> str:
+    """An imported Secrets resource records talos_version v1.3 (v1.2 with AES-CBC), as the
+    provider's ImportState does (terraform-provider-talos talos_machine_secrets_resource.go);
+    no cluster of this program predates v1.12, so such a marker means "adopted": use the
+    configured version."""
+    return settings.cluster.talos_version if recorded in ("v1.2", "v1.3") else recorded
+
+
+def _client_configuration(
+    secrets: talos.machine.Secrets, checked: pulumi.Output[Any]
+) -> pulumi.Output[Any]:
     """The client certificate as the plain mapping every Talos resource and invoke accepts.
 
     Each takes its own generated type of the same three fields, hence the Any.
     """
-    return pulumi.Output.secret(
-        secrets.client_configuration.apply(
-            lambda c: {
-                "ca_certificate": c.ca_certificate,
-                "client_certificate": c.client_certificate,
-                "client_key": c.client_key,
-            }
-        )
+    plain = secrets.client_configuration.apply(
+        lambda c: {
+            "ca_certificate": c.ca_certificate,
+            "client_certificate": c.client_certificate,
+            "client_key": c.client_key,
+        }
     )
+    return pulumi.Output.secret(pulumi.Output.all(plain, checked).apply(lambda pair: pair[0]))
 
 
 def _kubernetes_version(settings: Settings) -> str | None:

@@ -51,6 +51,8 @@ class Registration:
     # A remote component (e.g. kubernetes:yaml/v2:ConfigFile) is built by its provider: its
     # children never reach the monitor, so a dependency on it is a dependency on it as a whole.
     remote: bool = False
+    # The ID an `import_` option asked the engine to adopt ("" for a create).
+    import_id: str = ""
 
 
 @dataclass
@@ -93,6 +95,7 @@ class RecordingMonitor(mocks.MockMonitor):
             seq=next(self._seq),
             state=self.resources[response.urn].state,
             remote=request.remote,
+            import_id=request.importId,
         )
         with self._lock:
             self.registrations.append(registration)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pulumi.runtime import mocks
 
 
@@ -28,6 +30,8 @@ class HomelabMocks(mocks.Mocks):
         if kind == "talos:imageFactory/schematic:Schematic":
             return _digest(inputs["schematic"]), inputs
         if kind == "talos:machine/secrets:Secrets":
+            if args.resource_id:
+                return "machine-secrets", {**inputs, **_imported_machine_secrets(args.resource_id)}
             return "machine-secrets", {**inputs, **_fake_machine_secrets()}
         if kind == "talos:cluster/kubeconfig:Kubeconfig":
             return "kubeconfig", {**inputs, "kubeconfigRaw": "apiVersion: v1\nkind: Config\n"}
@@ -71,6 +75,41 @@ class HomelabMocks(mocks.Mocks):
         if token == "talos:client/getConfiguration:getConfiguration":
             return {**given, "talosConfig": f"context: {given['clusterName']}\n"}
         return {**given, "id": token}
+
+
+def _imported_machine_secrets(path: str) -> dict[str, Any]:
+    """As the provider's ImportState: read a `talosctl gen secrets` file, record v1.3, issue an
+    admin client certificate from the bundle's OS CA (terraform-provider-talos v0.11.0
+    pkg/talos/talos_machine_secrets_resource.go and util.go secretsBundleTomachineSecrets)."""
+    bundle = yaml.safe_load(Path(path).read_text())
+    certs = bundle["certs"]
+
+    def pair(name: str) -> dict[str, str]:
+        return {"cert": certs[name]["crt"], "key": certs[name]["key"]}
+
+    return {
+        "talosVersion": "v1.3",
+        "clientConfiguration": {
+            "caCertificate": certs["os"]["crt"],
+            "clientCertificate": "aW1wb3J0ZWQtY2xpZW50",
+            "clientKey": "aW1wb3J0ZWQta2V5",
+        },
+        "machineSecrets": {
+            "certs": {
+                "etcd": pair("etcd"),
+                "k8s": pair("k8s"),
+                "k8sAggregator": pair("k8saggregator"),
+                "k8sServiceaccount": {"key": certs["k8sserviceaccount"]["key"]},
+                "os": pair("os"),
+            },
+            "cluster": dict(bundle["cluster"]),
+            "secrets": {
+                "bootstrapToken": bundle["secrets"]["bootstraptoken"],
+                "secretboxEncryptionSecret": bundle["secrets"]["secretboxencryptionsecret"],
+            },
+            "trustdinfo": dict(bundle["trustdinfo"]),
+        },
+    }
 
 
 def _fake_machine_secrets() -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from settings.errors import ConfigError
@@ -24,7 +25,7 @@ RECIPIENT_SETTING = "BACKUP_AGE_RECIPIENT"
 # cluster-settings keys derived from homelab:backup (users may not set them in clusterSettings).
 BACKUP_SETTING_KEYS = ("BACKUP_MAX_AGE_SECONDS", "BACKUP_RETENTION_DAYS", "BACKUP_SCHEDULE")
 
-_KEYS = frozenset({"intervalHours", "retentionDays"})
+_KEYS = frozenset({"intervalHours", "retentionDays", "escrowFile", "adoptSecrets"})
 # age's X25519 recipient: Bech32 with the "age" prefix (age-encryption.org/v1, "X25519 recipient").
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 # Whole hours that divide a day, so `0 */N * * *` fires at even spacing around midnight too.
@@ -35,6 +36,10 @@ _INTERVALS = (1, 2, 3, 4, 6, 8, 12, 24)
 class BackupSettings:
     interval_hours: int
     retention_days: int
+    # The Talos machine secrets, SOPS-encrypted in the repository (cluster/escrow.py).
+    escrow_file: Path
+    # Adopt the escrow file's secrets into a state that has none (lost state, second laptop).
+    adopt_secrets: bool
 
     @property
     def schedule(self) -> str:
@@ -84,4 +89,9 @@ def parse_backup(
             "must be the age public key etcd snapshots are encrypted to",
             "set it to the output of `age-keygen -y .age-key.txt` (age1…, the public half only)",
         )
-    return BackupSettings(interval_hours=interval, retention_days=retention)
+    return BackupSettings(
+        interval_hours=interval,
+        retention_days=retention,
+        escrow_file=Path(section.text("escrowFile", "talos-secrets.enc.yaml")),
+        adopt_secrets=section.flag("adoptSecrets", False),
+    )

@@ -1,0 +1,173 @@
+"""Talos machine secrets escrow, with the real `sops` and a pyrage-generated age key: the export
+is encrypted and holds exactly the machine secrets; a fresh state adopts the file; a mismatch
+stops the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pyrage import x25519  # pyright: ignore[reportAttributeAccessIssue]  # compiled, no stubs
+
+from harness.engine import PROJECT_ROOT, ProgramRun, plain_strings, run_program
+from harness.environment import committed_config, secrets_document
+from harness.tokens import APPLY, SECRETS
+
+SOPS = PROJECT_ROOT / ".venv" / "bin" / "sops"
+COMMAND = "command:local:Command"
+CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
+CLIENT_CONFIGURATION = "talos:client/getConfiguration:getConfiguration"
+# What the harness' Secrets stand-in generates, in `talosctl gen secrets` form.
+STATE_BUNDLE = {
+    "cluster": {"id": "cluster-id", "secret": "cluster-secret"},
+    "secrets": {"bootstraptoken": "abc.def", "secretboxencryptionsecret": "c2Vj"},
+    "trustdinfo": {"token": "trustd.token"},
+    "certs": {
+        "etcd": {"crt": "Y2VydA==", "key": "a2V5"},
+        "k8s": {"crt": "Y2VydA==", "key": "a2V5"},
+        "k8saggregator": {"crt": "Y2VydA==", "key": "a2V5"},
+        "k8sserviceaccount": {"key": "a2V5"},
+        "os": {"crt": "Y2VydA==", "key": "a2V5"},
+    },
+}
+
+
+def other_bundle() -> dict[str, Any]:
+    """Another cluster's secrets: every value differs from the state's."""
+    return json.loads(
+        json.dumps(STATE_BUNDLE)
+        .replace("cluster-secret", "escrowed-secret")
+        .replace("Y2VydA==", "ZXNjcm93ZWQtY2VydA==")
+    )
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A repository-like directory: .sops.yaml to a fresh age key, the real sops on PATH, the
+    secrets file encrypted for real."""
+    identity = x25519.Identity.generate()
+    key_file = tmp_path / "age-key.txt"
+    key_file.write_text(f"{identity}\n")
+    (tmp_path / ".sops.yaml").write_text(
+        yaml.safe_dump(
+            {"creation_rules": [{"path_regex": r"\.enc\.yaml$", "age": str(identity.to_public())}]}
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(key_file))
+    monkeypatch.setenv("PATH", f"{SOPS.parent}{os.pathsep}{os.environ['PATH']}")
+    encrypt(tmp_path / "secrets.enc.yaml", secrets_document())
+    return tmp_path
+
+
+def encrypt(target: Path, document: dict[str, Any]) -> None:
+    subprocess.run(
+        [str(SOPS), "encrypt", "--filename-override", target.name, "--output", str(target)],
+        input=yaml.safe_dump(document),
+        text=True,
+        check=True,
+        cwd=target.parent,
+    )
+
+
+def decrypt(path: Path) -> Any:
+    result = subprocess.run(
+        [str(SOPS), "decrypt", "--output-type", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def run(workdir: Path, backup: dict[str, Any] | None = None, **kwargs: Any) -> ProgramRun:
+    config = {**committed_config(), "secretsFile": str(workdir / "secrets.enc.yaml")}
+    config["backup"] = {**config.get("backup", {}), **(backup or {})}
+    return run_program(config, **kwargs)
+
+
+def run_escrow_command(run_: ProgramRun, workdir: Path) -> Path:
+    """Do what pulumi-command does on create: run the command in a shell, stdin piped in."""
+    (escrow,) = run_.of_type(COMMAND)
+    subprocess.run(
+        ["/bin/sh", "-c", escrow.inputs["create"]],
+        input=escrow.inputs["stdin"],
+        text=True,
+        check=True,
+        cwd=workdir,
+    )
+    return workdir / "talos-secrets.enc.yaml"
+
+
+def test_the_export_is_encrypted_and_holds_exactly_the_machine_secrets(workdir: Path) -> None:
+    result = run(workdir)
+    (escrow,) = result.of_type(COMMAND)
+    # The plaintext reaches sops only through stdin, as a Pulumi secret.
+    assert "/dev/stdin" in escrow.inputs["create"] and "--output" in escrow.inputs["create"]
+    assert escrow.inputs["stdin"] not in list(plain_strings(escrow.raw_inputs))
+    target = run_escrow_command(result, workdir)
+    text = target.read_text()
+    assert "sops:" in text and "ENC[AES256_GCM" in text
+    assert "cluster-secret" not in text and "trustd.token" not in text
+    assert decrypt(target) == STATE_BUNDLE
+    assert sorted(p.name for p in workdir.iterdir() if "talos-secrets" in p.name) == [
+        "talos-secrets.enc.yaml"
+    ]
+
+
+def test_a_fresh_state_adopts_the_escrowed_secrets(workdir: Path) -> None:
+    encrypt(workdir / "talos-secrets.enc.yaml", other_bundle())
+    result = run(workdir, {"adoptSecrets": True})
+    (secrets,) = result.of_type(SECRETS)
+    # Imported, not created: the engine reads the file instead of generating a new CA.
+    assert secrets.import_id.endswith("talos-secrets.yaml")
+    assert "talosVersion" in secrets.ignore_changes
+    # The plaintext copy for the import is gone once the import has run.
+    assert not Path(secrets.import_id).exists()
+    escrowed_os_ca = other_bundle()["certs"]["os"]["crt"]
+    for invoke in result.invoked(CONFIGURATION):
+        assert invoke.args["machineSecrets"]["cluster"]["secret"] == "escrowed-secret"
+        # The import's v1.3 marker is reconciled to the configured Talos version.
+        assert invoke.args["talosVersion"] == "v1.12.4"
+    (client,) = result.invoked(CLIENT_CONFIGURATION)
+    assert client.args["clientConfiguration"]["ca_certificate"] == escrowed_os_ca
+    for apply in result.of_type(APPLY):
+        assert apply.inputs["clientConfiguration"]["caCertificate"] == escrowed_os_ca
+    # Re-escrowing the adopted secrets writes the same bundle back.
+    assert decrypt(run_escrow_command(result, workdir)) == other_bundle()
+
+
+def test_a_state_and_file_that_disagree_stop_with_a_clear_message(workdir: Path) -> None:
+    encrypt(workdir / "talos-secrets.enc.yaml", other_bundle())
+    result = run(workdir, expect_error=True)
+    message = str(result.error)
+    assert "talos-secrets.enc.yaml holds other Talos machine secrets" in message
+    assert "cluster.secret" in message and "adoptSecrets" in message
+    assert "escrowed-secret" not in message and "cluster-secret" not in message
+    assert not [r for r in result.of_type(APPLY) if r.inputs.get("clientConfiguration")]
+
+
+def test_a_matching_file_lets_the_run_through(workdir: Path) -> None:
+    encrypt(workdir / "talos-secrets.enc.yaml", STATE_BUNDLE)
+    result = run(workdir)
+    assert result.of_type(APPLY)
+    assert result.of_type(SECRETS)[0].import_id == ""
+
+
+def test_adopting_without_an_escrow_file_is_refused_before_anything(workdir: Path) -> None:
+    result = run(workdir, {"adoptSecrets": True}, expect_error=True)
+    assert "homelab:backup.adoptSecrets" in str(result.error)
+    assert result.registrations == []
+
+
+def test_an_escrow_file_that_is_not_a_secrets_bundle_is_refused(workdir: Path) -> None:
+    encrypt(workdir / "talos-secrets.enc.yaml", {"cluster": {"id": "x"}})
+    result = run(workdir, {"adoptSecrets": True}, expect_error=True)
+    assert "talos-secrets.enc.yaml:cluster.secret" in str(result.error)
+    assert result.registrations == []
