@@ -15,7 +15,7 @@ from settings import (
     parse_settings,
     secret_values,
 )
-from settings.escrow import load_machine_secrets, write_import_file
+from settings.escrow import load_deploy_key, load_machine_secrets, write_import_file
 
 config = pulumi.Config(NAMESPACE)
 try:
@@ -25,6 +25,11 @@ try:
     )
     secrets = secret_values(decrypt_secrets_file(settings.secrets_file), settings, os.environ)
     escrowed = load_machine_secrets(settings.backup.escrow_file, "homelab:backup.escrowFile")
+    deploy_key_escrow = (
+        load_deploy_key(settings.backup.deploy_key_file, "homelab:backup.deployKeyFile")
+        if settings.gitops.uses_ssh
+        else None
+    )
     if settings.backup.adopt_secrets and escrowed is None:
         raise ConfigError(
             "homelab:backup.adoptSecrets",
@@ -54,7 +59,13 @@ cluster = TalosCluster(
     ),
 )
 gitops = GitOps(
-    "gitops", GitOpsArgs(settings=settings, secrets=secrets, kubeconfig=cluster.kubeconfig)
+    "gitops",
+    GitOpsArgs(
+        settings=settings,
+        secrets=secrets,
+        kubeconfig=cluster.kubeconfig,
+        deploy_key_escrow=deploy_key_escrow,
+    ),
 )
 
 pulumi.export("vmIds", infra.vm_ids)

@@ -8,7 +8,6 @@ an input (here the stdin) changes and no `update` is given, so the file follows 
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pulumi
 import pulumi_command as command
 import yaml
 
-from settings.escrow import BUNDLE_FIELDS, Escrow
+from settings.escrow import BUNDLE_FIELDS, Escrow, escrow_command
 
 
 def bundle_of(machine_secrets: Any) -> dict[str, Any]:
@@ -70,15 +69,6 @@ class EscrowMismatchError(Exception):
             "with homelab:backup.adoptSecrets: true. To keep the state's cluster: restore the "
             "file from git history, or delete it so the state's secrets are escrowed anew"
         )
-
-
-def escrow_command(target: Path) -> str:
-    """sops picks the recipients from .sops.yaml by the file name; stdin is the plaintext."""
-    quoted = shlex.quote(str(target))
-    return (
-        f"sops encrypt --filename-override {quoted} --input-type yaml --output-type yaml "
-        f"--output {quoted} /dev/stdin"
-    )
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_tls as tls
 
+from gitops.deploy_key import deploy_key
 from gitops.layers import (
     FLUX_NAMESPACE,
     LAYERS,
@@ -41,6 +41,8 @@ class GitOpsArgs:
     secrets: SecretValues
     # Resolves only once the cluster is healthy (see TalosCluster).
     kubeconfig: pulumi.Output[str]
+    # The escrowed deploy key, when the escrow file exists (settings/escrow.py).
+    deploy_key_escrow: Mapping[str, str] | None = None
 
 
 class GitOps(pulumi.ComponentResource):
@@ -66,12 +68,17 @@ class GitOps(pulumi.ComponentResource):
         self.deploy_key_public = None
         git_auth: dict[str, pulumi.Input[str]]
         if settings.gitops.uses_ssh:
-            key = tls.PrivateKey("flux-deploy-key", algorithm="ED25519", opts=self._child())
-            self.deploy_key_public = key.public_key_openssh
-            key.public_key_openssh.apply(_announce_deploy_key(settings.gitops.repository))
+            private_key, public_key = deploy_key(
+                self,
+                settings.backup.deploy_key_file,
+                args.deploy_key_escrow,
+                settings.backup.adopt_secrets,
+            )
+            self.deploy_key_public = public_key
+            public_key.apply(_announce_deploy_key(settings.gitops.repository))
             git_auth = {
-                "identity": key.private_key_openssh,
-                "identity.pub": key.public_key_openssh,
+                "identity": private_key,
+                "identity.pub": public_key,
                 "known_hosts": settings.gitops.known_hosts,
             }
         else:

@@ -25,7 +25,7 @@ RECIPIENT_SETTING = "BACKUP_AGE_RECIPIENT"
 # cluster-settings keys derived from homelab:backup (users may not set them in clusterSettings).
 BACKUP_SETTING_KEYS = ("BACKUP_MAX_AGE_SECONDS", "BACKUP_RETENTION_DAYS", "BACKUP_SCHEDULE")
 
-_KEYS = frozenset({"intervalHours", "retentionDays", "escrowFile", "adoptSecrets"})
+_KEYS = frozenset({"intervalHours", "retentionDays", "escrowFile", "deployKeyFile", "adoptSecrets"})
 # age's X25519 recipient: Bech32 with the "age" prefix (age-encryption.org/v1, "X25519 recipient").
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 # Whole hours that divide a day, so `0 */N * * *` fires at even spacing around midnight too.
@@ -38,6 +38,8 @@ class BackupSettings:
     retention_days: int
     # The Talos machine secrets, SOPS-encrypted in the repository (cluster/escrow.py).
     escrow_file: Path
+    # The Flux deploy key (ssh:// repositories), escrowed and adopted the same way.
+    deploy_key_file: Path
     # Adopt the escrow file's secrets into a state that has none (lost state, second laptop).
     adopt_secrets: bool
 
@@ -93,5 +95,6 @@ def parse_backup(
         interval_hours=interval,
         retention_days=retention,
         escrow_file=Path(section.text("escrowFile", "talos-secrets.enc.yaml")),
+        deploy_key_file=Path(section.text("deployKeyFile", "flux-deploy-key.enc.yaml")),
         adopt_secrets=section.flag("adoptSecrets", False),
     )

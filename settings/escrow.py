@@ -9,6 +9,7 @@ import reads (terraform-provider-talos pkg/talos/talos_machine_secrets_resource.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,37 @@ def load_machine_secrets(path: Path, key: str) -> Escrow | None:
                 "restore the file from git history, or remove it to escrow the state's secrets",
             )
     return Escrow(path=path, bundle=bundle)
+
+
+def escrow_command(target: Path) -> str:
+    """The command a local.Command runs to escrow its stdin: sops picks the recipients from
+    .sops.yaml by the file name (--filename-override), so no plaintext file is ever written."""
+    quoted = shlex.quote(str(target))
+    return (
+        f"sops encrypt --filename-override {quoted} --input-type yaml --output-type yaml "
+        f"--output {quoted} /dev/stdin"
+    )
+
+
+def load_deploy_key(path: Path, key: str) -> Mapping[str, str] | None:
+    """The escrowed Flux deploy key: the OpenSSH private key and its public line."""
+    data = decrypt_escrow(path, key)
+    if data is None:
+        return None
+    private, public = data.get("identity"), data.get("identity.pub")
+    if not (
+        isinstance(private, str)
+        and "OPENSSH PRIVATE KEY" in private
+        and isinstance(public, str)
+        and public.startswith("ssh-")
+    ):
+        raise ConfigError(
+            key,
+            str(path),
+            "does not hold a deploy key (identity, identity.pub)",
+            "restore it from git history, or delete it to escrow the state's key",
+        )
+    return {"identity": private, "identity.pub": public}
 
 
 def write_import_file(escrow: Escrow) -> str:

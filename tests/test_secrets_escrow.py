@@ -16,7 +16,7 @@ from pyrage import x25519  # pyright: ignore[reportAttributeAccessIssue]  # comp
 
 from harness.engine import PROJECT_ROOT, ProgramRun, plain_strings, run_program
 from harness.environment import committed_config, secrets_document
-from harness.tokens import APPLY, SECRETS
+from harness.tokens import APPLY, DEPLOY_KEY, SECRET, SECRETS
 
 SOPS = PROJECT_ROOT / ".venv" / "bin" / "sops"
 COMMAND = "command:local:Command"
@@ -92,9 +92,9 @@ def run(workdir: Path, backup: dict[str, Any] | None = None, **kwargs: Any) -> P
     return run_program(config, **kwargs)
 
 
-def run_escrow_command(run_: ProgramRun, workdir: Path) -> Path:
+def run_escrow_command(run_: ProgramRun, workdir: Path, name: str = "talos-secrets-escrow") -> Path:
     """Do what pulumi-command does on create: run the command in a shell, stdin piped in."""
-    (escrow,) = run_.of_type(COMMAND)
+    escrow = run_.one(COMMAND, name)
     subprocess.run(
         ["/bin/sh", "-c", escrow.inputs["create"]],
         input=escrow.inputs["stdin"],
@@ -102,12 +102,12 @@ def run_escrow_command(run_: ProgramRun, workdir: Path) -> Path:
         check=True,
         cwd=workdir,
     )
-    return workdir / "talos-secrets.enc.yaml"
+    return workdir / escrow.inputs["create"].split("--output ")[1].split()[0]
 
 
 def test_the_export_is_encrypted_and_holds_exactly_the_machine_secrets(workdir: Path) -> None:
     result = run(workdir)
-    (escrow,) = result.of_type(COMMAND)
+    escrow = result.one(COMMAND, "talos-secrets-escrow")
     # The plaintext reaches sops only through stdin, as a Pulumi secret.
     assert "/dev/stdin" in escrow.inputs["create"] and "--output" in escrow.inputs["create"]
     assert escrow.inputs["stdin"] not in list(plain_strings(escrow.raw_inputs))
@@ -171,3 +171,42 @@ def test_an_escrow_file_that_is_not_a_secrets_bundle_is_refused(workdir: Path) -
     result = run(workdir, {"adoptSecrets": True}, expect_error=True)
     assert "talos-secrets.enc.yaml:cluster.secret" in str(result.error)
     assert result.registrations == []
+
+
+# --- The Flux deploy key ---------------------------------------------------------------------
+
+ESCROWED_KEY = {
+    "identity": "-----BEGIN OPENSSH PRIVATE KEY-----\nescrowed\n"
+    "-----END OPENSSH PRIVATE KEY-----\n",
+    "identity.pub": "ssh-ed25519 AAAAescrowed",
+}
+
+
+def test_the_deploy_key_is_escrowed(workdir: Path) -> None:
+    result = run(workdir)
+    (key,) = result.of_type(DEPLOY_KEY)
+    target = run_escrow_command(result, workdir, "flux-deploy-key-escrow")
+    assert target.name == "flux-deploy-key.enc.yaml"
+    assert "OPENSSH PRIVATE KEY" not in target.read_text()
+    assert decrypt(target) == {
+        "identity": key.state["privateKeyOpenssh"],
+        "identity.pub": key.state["publicKeyOpenssh"],
+    }
+
+
+def test_a_rebuild_adopts_the_deploy_key_so_the_git_host_needs_no_new_one(workdir: Path) -> None:
+    encrypt(workdir / "talos-secrets.enc.yaml", STATE_BUNDLE)
+    encrypt(workdir / "flux-deploy-key.enc.yaml", ESCROWED_KEY)
+    result = run(workdir, {"adoptSecrets": True})
+    assert result.of_type(DEPLOY_KEY) == []
+    assert result.outputs["deployKeyPublic"] == ESCROWED_KEY["identity.pub"]
+    source = result.one(SECRET, "flux-system")
+    assert source.inputs["stringData"]["identity"] == ESCROWED_KEY["identity"]
+    assert ESCROWED_KEY["identity"] not in list(plain_strings(source.raw_inputs))
+
+
+def test_a_deploy_key_file_that_disagrees_with_the_state_stops_the_run(workdir: Path) -> None:
+    encrypt(workdir / "flux-deploy-key.enc.yaml", ESCROWED_KEY)
+    result = run(workdir, expect_error=True)
+    assert "flux-deploy-key.enc.yaml holds another Flux deploy key" in str(result.error)
+    assert "AAAAescrowed" not in str(result.error)
