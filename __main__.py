@@ -30,6 +30,14 @@ try:
         if settings.gitops.uses_ssh
         else None
     )
+    if settings.backup.restore_from is not None and escrowed is None:
+        raise ConfigError(
+            "homelab:backup.restoreFrom",
+            str(settings.backup.restore_from),
+            "needs the escrowed Talos secrets the snapshot was taken under "
+            f"({settings.backup.escrow_file} does not exist)",
+            "restore the escrow file from git",
+        )
     if settings.backup.adopt_secrets and escrowed is None:
         raise ConfigError(
             "homelab:backup.adoptSecrets",

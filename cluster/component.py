@@ -11,6 +11,7 @@ import pulumiverse_talos as talos
 
 from cluster.escrow import SecretsEscrow, SecretsEscrowArgs
 from cluster.patches import node_patches, render
+from cluster.restore import recover_bootstrap
 from settings import Settings
 from settings.escrow import Escrow, remove_import_file
 
@@ -95,14 +96,24 @@ class TalosCluster(pulumi.ComponentResource):
             )
 
         first = settings.bootstrap_node
-        bootstrap = talos.machine.Bootstrap(
-            "bootstrap",
-            node=str(first.ip),
-            endpoint=str(first.ip),
-            client_configuration=client_configuration,
-            # The node only answers at its static IP once its config is applied and it rebooted.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[applies[first.name]]),
-        )
+        bootstrap: pulumi.Resource
+        if settings.backup.restore_from is not None:
+            bootstrap = recover_bootstrap(
+                self,
+                settings,
+                settings.backup.restore_from,
+                client_configuration,
+                [applies[node.name] for node in settings.controlplanes],
+            )
+        else:
+            bootstrap = talos.machine.Bootstrap(
+                "bootstrap",
+                node=str(first.ip),
+                endpoint=str(first.ip),
+                client_configuration=client_configuration,
+                # The node only answers at its static IP once its config is applied and rebooted.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[applies[first.name]]),
+            )
         kubeconfig = talos.cluster.Kubeconfig(
             "kubeconfig",
             node=str(first.ip),

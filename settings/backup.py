@@ -25,7 +25,9 @@ RECIPIENT_SETTING = "BACKUP_AGE_RECIPIENT"
 # cluster-settings keys derived from homelab:backup (users may not set them in clusterSettings).
 BACKUP_SETTING_KEYS = ("BACKUP_MAX_AGE_SECONDS", "BACKUP_RETENTION_DAYS", "BACKUP_SCHEDULE")
 
-_KEYS = frozenset({"intervalHours", "retentionDays", "escrowFile", "deployKeyFile", "adoptSecrets"})
+_KEYS = frozenset(
+    {"intervalHours", "retentionDays", "escrowFile", "deployKeyFile", "adoptSecrets", "restoreFrom"}
+)
 # age's X25519 recipient: Bech32 with the "age" prefix (age-encryption.org/v1, "X25519 recipient").
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
 # Whole hours that divide a day, so `0 */N * * *` fires at even spacing around midnight too.
@@ -42,6 +44,8 @@ class BackupSettings:
     deploy_key_file: Path
     # Adopt the escrow file's secrets into a state that has none (lost state, second laptop).
     adopt_secrets: bool
+    # An encrypted etcd snapshot to bootstrap from instead of an empty etcd (a restore).
+    restore_from: Path | None
 
     @property
     def schedule(self) -> str:
@@ -97,4 +101,20 @@ def parse_backup(
         escrow_file=Path(section.text("escrowFile", "talos-secrets.enc.yaml")),
         deploy_key_file=Path(section.text("deployKeyFile", "flux-deploy-key.enc.yaml")),
         adopt_secrets=section.flag("adoptSecrets", False),
+        restore_from=_snapshot(section),
     )
+
+
+def _snapshot(section: Section) -> Path | None:
+    value = section.text("restoreFrom", None)
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file() or not path.name.endswith(".snapshot.sops.json"):
+        raise ConfigError(
+            section.key("restoreFrom"),
+            value,
+            "is not an encrypted etcd snapshot file",
+            "copy one from the NAS (etcd-backups/etcd-<time>.snapshot.sops.json) and name it here",
+        )
+    return path
