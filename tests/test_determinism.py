@@ -149,8 +149,13 @@ def test_another_hash_seed_changes_nothing(
     children = [
         subprocess.Popen(
             [sys.executable, "-c", FRESH_INTERPRETER, str(out)],
-            cwd=PROJECT_ROOT,
-            env={**os.environ, "PYTHONHASHSEED": out.stem.removeprefix("seed-")},
+            # In the test's directory, like the fixtures (no working copy's escrow files).
+            cwd=secrets_file.parent,
+            env={
+                **os.environ,
+                "PYTHONHASHSEED": out.stem.removeprefix("seed-"),
+                "PYTHONPATH": str(PROJECT_ROOT),
+            },
             stdin=subprocess.PIPE,
             text=True,
         )
