@@ -15,7 +15,12 @@ from settings import (
     parse_settings,
     secret_values,
 )
-from settings.escrow import load_deploy_key, load_machine_secrets, write_import_file
+from settings.escrow import (
+    load_certificate,
+    load_deploy_key,
+    load_machine_secrets,
+    write_import_file,
+)
 
 config = pulumi.Config(NAMESPACE)
 try:
@@ -29,6 +34,9 @@ try:
         load_deploy_key(settings.backup.deploy_key_file, "homelab:backup.deployKeyFile")
         if settings.gitops.uses_ssh
         else None
+    )
+    certificate_escrow = load_certificate(
+        settings.backup.certificate_file, "homelab:backup.certificateFile"
     )
     if settings.backup.restore_from is not None and escrowed is None:
         raise ConfigError(
@@ -73,6 +81,7 @@ gitops = GitOps(
         secrets=secrets,
         kubeconfig=cluster.kubeconfig,
         deploy_key_escrow=deploy_key_escrow,
+        certificate_escrow=certificate_escrow,
     ),
 )
 

@@ -13,6 +13,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from gitops.certificate import restore_certificate
 from gitops.deploy_key import deploy_key
 from gitops.layers import (
     FLUX_NAMESPACE,
@@ -43,6 +44,8 @@ class GitOpsArgs:
     kubeconfig: pulumi.Output[str]
     # The escrowed deploy key, when the escrow file exists (settings/escrow.py).
     deploy_key_escrow: Mapping[str, str] | None = None
+    # The escrowed wildcard certificate Secret, put back on a rebuild (adoptSecrets).
+    certificate_escrow: Mapping[str, Any] | None = None
 
 
 class GitOps(pulumi.ComponentResource):
@@ -99,6 +102,9 @@ class GitOps(pulumi.ComponentResource):
                 opts=after_flux,
             ),
         ]
+        if args.certificate_escrow is not None and settings.backup.adopt_secrets:
+            # Before cert-manager exists: it then finds a valid certificate and issues none.
+            inputs += restore_certificate(args.certificate_escrow, self._child(provider))
         # Flux must find its credentials, key and substitutions on its very first reconcile.
         after_inputs = self._child(provider, depends_on=[flux, *inputs])
 

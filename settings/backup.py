@@ -26,7 +26,10 @@ RECIPIENT_SETTING = "BACKUP_AGE_RECIPIENT"
 BACKUP_SETTING_KEYS = ("BACKUP_MAX_AGE_SECONDS", "BACKUP_RETENTION_DAYS", "BACKUP_SCHEDULE")
 
 _KEYS = frozenset(
-    {"intervalHours", "retentionDays", "escrowFile", "deployKeyFile", "adoptSecrets", "restoreFrom"}
+    {
+        *("intervalHours", "retentionDays", "escrowFile", "deployKeyFile", "certificateFile"),
+        *("adoptSecrets", "restoreFrom"),
+    }
 )
 # age's X25519 recipient: Bech32 with the "age" prefix (age-encryption.org/v1, "X25519 recipient").
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
@@ -42,6 +45,8 @@ class BackupSettings:
     escrow_file: Path
     # The Flux deploy key (ssh:// repositories), escrowed and adopted the same way.
     deploy_key_file: Path
+    # The wildcard certificate's Secret (`mise run cert:export`), put back on a rebuild.
+    certificate_file: Path
     # Adopt the escrow file's secrets into a state that has none (lost state, second laptop).
     adopt_secrets: bool
     # An encrypted etcd snapshot to bootstrap from instead of an empty etcd (a restore).
@@ -100,6 +105,7 @@ def parse_backup(
         retention_days=retention,
         escrow_file=Path(section.text("escrowFile", "talos-secrets.enc.yaml")),
         deploy_key_file=Path(section.text("deployKeyFile", "flux-deploy-key.enc.yaml")),
+        certificate_file=Path(section.text("certificateFile", "wildcard-tls.enc.yaml")),
         adopt_secrets=section.flag("adoptSecrets", False),
         restore_from=_snapshot(section),
     )

@@ -118,6 +118,27 @@ def load_deploy_key(path: Path, key: str) -> Mapping[str, str] | None:
     return {"identity": private, "identity.pub": public}
 
 
+def load_certificate(path: Path, key: str) -> Mapping[str, Any] | None:
+    """The escrowed wildcard certificate Secret, as `kubectl get secret -o yaml` wrote it."""
+    secret = decrypt_escrow(path, key)
+    if secret is None:
+        return None
+    data = secret.get("data")
+    if (
+        secret.get("kind") != "Secret"
+        or secret.get("type") != "kubernetes.io/tls"
+        or not isinstance(data, Mapping)
+        or not {"tls.crt", "tls.key"} <= set(data)
+    ):
+        raise ConfigError(
+            key,
+            str(path),
+            "is not a kubernetes.io/tls Secret with tls.crt and tls.key",
+            "export it again with `mise run cert:export`, or delete it",
+        )
+    return secret
+
+
 def write_import_file(escrow: Escrow) -> str:
     """The plaintext bundle for the provider's import, 0600 in a 0700 directory."""
     ADOPT_DIR.mkdir(mode=0o700, exist_ok=True)
