@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 # The Certificate's namespace and secretName (kubernetes/infrastructure-config/traefik/).
 CERTIFICATE_NAMESPACE = "traefik"
-CERTIFICATE_SECRET = "wildcard-tls"
+CERTIFICATE_SECRET = "wildcard-tls"  # pragma: allowlist secret
 _ANNOTATION_PREFIX = "cert-manager.io/"
 
 
