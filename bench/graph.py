@@ -32,7 +32,8 @@ class Step:
     key: str  # the URN, or token@seq for an invoke
     name: str
     kind: str  # the Pulumi type token, or the invoke token
-    object_name: str | None  # a Kubernetes object's metadata.name
+    # A Kubernetes object's metadata.name, else the Pulumi resource name (what estimates key on).
+    object_name: str | None
 
 
 @dataclass
@@ -185,7 +186,7 @@ def _resource_step(registration: Registration) -> Step:
         key=registration.urn,
         name=registration.name,
         kind=registration.type,
-        object_name=object_name if isinstance(object_name, str) else None,
+        object_name=object_name if isinstance(object_name, str) else registration.name,
     )
 
 

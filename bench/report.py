@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
+from bench import flux
 from bench.results import SizeResult
 
 # The targets, for a 2-core machine.
@@ -81,6 +82,8 @@ def render(results: Sequence[SizeResult], runs: int, cpus: int | None) -> str:
             "Deploy estimate (critical path weighted by bench/weights.py, Flux layer waits added):",
             table(ESTIMATE, results),
             *(_estimate_chain(r) for r in results),
+            "",
+            *flux.report(),
             "",
             "Parallelism checks:",
             _checks_table(results),

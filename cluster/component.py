@@ -1,42 +1,60 @@
-"""TalosCluster: machine secrets, per-node config apply, one bootstrap, health, kubeconfig."""
+"""TalosCluster: machine secrets, each node's install, one bootstrap, kubeconfig and talosconfig.
+
+What happens after the install (staged config, rolling reboots and upgrades, health gates,
+decommissioning) is cluster/rollout.py's.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumiverse_talos as talos
+from pulumiverse_talos.machine import outputs as machine_outputs
 
 from cluster.escrow import SecretsEscrow, SecretsEscrowArgs
 from cluster.patches import node_patches, render
 from cluster.restore import recover_bootstrap
-from settings import Settings
-from settings.escrow import Escrow, remove_import_file
+from cluster.steps import NODE_TIMEOUT
+from settings import Role, Settings
+from settings.escrow import Escrow
+
+ClientConfigurationT = TypeVar("ClientConfigurationT")
+OutputT = TypeVar("OutputT")
 
 
 @dataclass(frozen=True)
 class TalosClusterArgs:
     settings: Settings
     installer_image: pulumi.Output[str]
-    # Where each node answers before its config is applied: the address DHCP gave its VM.
-    dhcp_addresses: Mapping[str, pulumi.Output[str]]
-    # The escrow file's secrets, when it exists; with adopt_from, the plaintext copy to import.
+    # Each node's static IP (known once its VM exists): its cloud-init drive puts it there from
+    # the first boot, so every apply targets it and nothing is read from the guest agent.
+    node_addresses: Mapping[str, pulumi.Output[str]]
+    # The VMs by node name: a replaced VM boots into maintenance mode again (see below).
+    vms: Mapping[str, pulumi.Resource]
+    # The escrow file's secrets, when it exists (settings/escrow.py); with adopt_from, the
+    # import ID (a FIFO path, see settings/escrow.py serve_import) to adopt them from.
     escrowed: Escrow | None = None
     adopt_from: str | None = None
 
 
 class TalosCluster(pulumi.ComponentResource):
     talosconfig: pulumi.Output[str]
+    # Available once bootstrap ran; cluster/rollout.py says when the cluster is healthy.
     kubeconfig: pulumi.Output[str]
+    # What the day-two steps (cluster/rollout.py) build on.
+    client_configuration: pulumi.Output[talos.machine.ClientConfigurationArgs]
+    machine_configurations: dict[Role, pulumi.Output[str]]
+    installs: dict[str, pulumi.Resource]
+    bootstrap: pulumi.Resource
 
     def __init__(
         self, name: str, args: TalosClusterArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("homelab:cluster:TalosCluster", name, None, opts)
         settings = args.settings
-        child = pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOutputOptions(parent=self)
 
         secrets = talos.machine.Secrets(
@@ -47,24 +65,22 @@ class TalosCluster(pulumi.ComponentResource):
                 parent=self, ignore_changes=["talosVersion"], import_=args.adopt_from
             ),
         )
-        if args.adopt_from is not None:
-            secrets.id.apply(lambda _, path=args.adopt_from: remove_import_file(path))
         escrow = SecretsEscrow(
             "escrow",
             SecretsEscrowArgs(settings.backup.escrow_file, secrets.machine_secrets, args.escrowed),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         # Nothing reaches a node unless the state and the escrow file hold the same secrets.
-        client_configuration = _client_configuration(secrets, escrow.checked_bundle)
+        checked = escrow.checked_bundle
         machine_configurations = {
             role: pulumi.Output.secret(
                 talos.machine.get_configuration_output(
                     cluster_name=settings.cluster.name,
                     cluster_endpoint=settings.api_endpoint,
                     machine_type=role.value,
-                    machine_secrets=pulumi.Output.all(  # type: ignore[arg-type]  # same shape
-                        secrets.machine_secrets, escrow.checked_bundle
-                    ).apply(lambda pair: pair[0]),
+                    machine_secrets=_after(checked, secrets.machine_secrets).apply(
+                        _machine_secrets
+                    ),
                     # The config's feature contract stays at the version the cluster was made
                     # with (secrets ignore later versions): an upgrade swaps the OS, not features.
                     talos_version=secrets.talos_version.apply(
@@ -79,9 +95,12 @@ class TalosCluster(pulumi.ComponentResource):
             for role in sorted({node.role for node in settings.nodes})
         }
 
+        client_configuration = _client_configuration(
+            secrets, talos.machine.ClientConfigurationArgs, checked
+        )
         applies: dict[str, talos.machine.ConfigurationApply] = {}
         for node in settings.nodes:
-            dhcp_address = args.dhcp_addresses[node.name]
+            address = args.node_addresses[node.name]
             patches = args.installer_image.apply(
                 lambda image, node=node: render(node_patches(settings, node, image))
             )
@@ -89,21 +108,53 @@ class TalosCluster(pulumi.ComponentResource):
                 f"{node.name}-config",
                 client_configuration=client_configuration,
                 machine_configuration_input=machine_configurations[node.role],
-                node=dhcp_address,
-                endpoint=dhcp_address,
+                node=address,
+                endpoint=address,
                 config_patches=patches,
-                opts=child,
+                # The install, from maintenance mode, which accepts only auto/reboot/try (siderolabs
+                # /talos v1.12.4, internal/app/maintenance/server.go, ApplyConfiguration). Later
+                # changes go through the staged apply and rolling reboots of cluster/rollout.py,
+                # never through this one: it would reboot every node needing it at once.
+                apply_mode="auto",
+                # Deleting changes nothing on the node, so only create and update get the budget.
+                timeouts=talos.machine.TimeoutArgs(create=NODE_TIMEOUT, update=NODE_TIMEOUT),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    ignore_changes=["configPatches", "machineConfigurationInput"],
+                    # A new VM (replaced) boots into maintenance mode again: install it again.
+                    replace_with=[args.vms[node.name]],
+                ),
             )
 
         first = settings.bootstrap_node
-        bootstrap: pulumi.Resource
+        controlplane_ips = [str(node.ip) for node in settings.controlplanes]
+        self.talosconfig = pulumi.Output.secret(
+            talos.client.get_configuration_output(
+                cluster_name=settings.cluster.name,
+                client_configuration=_client_configuration(
+                    secrets, talos.client.GetConfigurationClientConfigurationArgs, checked
+                ),
+                endpoints=controlplane_ips,
+                nodes=[str(node.ip) for node in settings.nodes],
+                opts=invoke,
+            ).talos_config
+        )
+        # A lone control plane's new VM starts an empty etcd: bootstrap (or recover) it again.
+        # With several, the new VM joins the others' etcd, and a second bootstrap would fail:
+        # the provider retries every error but InvalidArgument until its timeout, with no
+        # AlreadyExists case (terraform-provider-talos v0.11.0,
+        # pkg/talos/talos_machine_bootstrap_resource.go, Create).
+        rebootstrap = [args.vms[first.name]] if len(settings.controlplanes) == 1 else None
+        bootstrap: pulumi.CustomResource
         if settings.backup.restore_from is not None:
+            # The provider's Bootstrap has no recovery option: see cluster/restore.py.
             bootstrap = recover_bootstrap(
                 self,
                 settings,
                 settings.backup.restore_from,
-                client_configuration,
-                [applies[node.name] for node in settings.controlplanes],
+                self.talosconfig,
+                after=[applies[node.name] for node in settings.controlplanes],
+                replace_with=rebootstrap,
             )
         else:
             bootstrap = talos.machine.Bootstrap(
@@ -111,75 +162,104 @@ class TalosCluster(pulumi.ComponentResource):
                 node=str(first.ip),
                 endpoint=str(first.ip),
                 client_configuration=client_configuration,
-                # The node only answers at its static IP once its config is applied and rebooted.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[applies[first.name]]),
+                timeouts=talos.machine.BootstrapTimeoutsArgs(create=NODE_TIMEOUT),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # etcd can be bootstrapped only once the node has its config and is installed.
+                    depends_on=[applies[first.name]],
+                    replace_with=rebootstrap,
+                ),
             )
         kubeconfig = talos.cluster.Kubeconfig(
             "kubeconfig",
             node=str(first.ip),
             endpoint=str(first.ip),
-            client_configuration=client_configuration,
+            client_configuration=_client_configuration(
+                secrets, talos.cluster.KubeconfigClientConfigurationArgs, checked
+            ),
             # Kubernetes certificates exist only after etcd is bootstrapped.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
         )
-        controlplane_ips = [str(node.ip) for node in settings.controlplanes]
-        if pulumi.runtime.is_dry_run():
-            # A preview only plans: it must never wait on nodes that may be out of its reach.
-            self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
-        else:
-            health = talos.cluster.get_health_output(
-                client_configuration=client_configuration,
-                control_plane_nodes=controlplane_ips,
-                worker_nodes=[str(node.ip) for node in settings.workers],
-                endpoints=controlplane_ips,
-                timeouts={"read": "20m"},
-                # Health means every node is configured and etcd is up: wait for all of it.
-                opts=pulumi.InvokeOutputOptions(
-                    parent=self, depends_on=[bootstrap, *applies.values()]
-                ),
-            )
-            # Consumers of the kubeconfig (the GitOps half) start only once the cluster is healthy.
-            self.kubeconfig = pulumi.Output.secret(
-                pulumi.Output.all(kubeconfig.kubeconfig_raw, health.id).apply(lambda pair: pair[0])
-            )
-        self.talosconfig = pulumi.Output.secret(
-            talos.client.get_configuration_output(
-                cluster_name=settings.cluster.name,
-                client_configuration=client_configuration,
-                endpoints=controlplane_ips,
-                nodes=[str(node.ip) for node in settings.nodes],
-                opts=invoke,
-            ).talos_config
-        )
+        # Health is cluster/rollout.py's `cluster-health` step: it runs when what it guards moves.
+        self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
+        self.client_configuration = client_configuration
+        self.machine_configurations = machine_configurations
+        self.installs = dict(applies)
+        self.bootstrap = bootstrap
         self.register_outputs({"talosconfig": self.talosconfig, "kubeconfig": self.kubeconfig})
+
+
+# Why every Talos argument below is built from a typed `...Args` class: invoke arguments travel
+# without type information, so the SDK writes a plain dict, or the Secrets resource's output
+# object, with the snake_case keys it holds, and the bridged provider reads only its camelCase
+# names ("Must set a configuration value for the machineSecrets.secrets.bootstrap_token
+# attribute", pulumiverse/pulumi-talos#103). An `@input_type` instance is written with the names
+# it declares (pulumi/runtime/rpc.py `serialize_property` -> `_types.input_type_to_dict`).
+# Resources would translate a dict through their own Args metadata; they get typed Args too.
+
+
+def _client_configuration(
+    secrets: talos.machine.Secrets,
+    args_type: Callable[..., ClientConfigurationT],
+    checked: pulumi.Output[Any],
+) -> pulumi.Output[ClientConfigurationT]:
+    """The cluster's client certificate as the typed input of one resource or invoke, resolved
+    only once `checked` (the escrow check) did.
+
+    Each consumer declares its own class for the same three fields, hence `args_type`.
+    """
+    return pulumi.Output.secret(
+        _after(checked, secrets.client_configuration).apply(
+            lambda c: args_type(
+                ca_certificate=c.ca_certificate,
+                client_certificate=c.client_certificate,
+                client_key=c.client_key,
+            )
+        )
+    )
+
+
+def _after(gate: pulumi.Output[Any], value: pulumi.Output[OutputT]) -> pulumi.Output[OutputT]:
+    """`value`, resolved only once `gate` did. Chained rather than Output.all, which hands the
+    apply plain dicts instead of the resource's typed output classes."""
+    return gate.apply(lambda _: value)
 
 
 def _contract_version(recorded: str, settings: Settings) -> str:
     """An imported Secrets resource records talos_version v1.3 (v1.2 with AES-CBC), as the
-    provider's ImportState does (terraform-provider-talos talos_machine_secrets_resource.go);
-    no cluster of this program predates v1.12, so such a marker means "adopted": use the
-    configured version."""
+    provider's ImportState does (terraform-provider-talos v0.11.0
+    pkg/talos/talos_machine_secrets_resource.go); no cluster of this program predates v1.12, so
+    such a marker means "adopted": use the configured version."""
     return settings.cluster.talos_version if recorded in ("v1.2", "v1.3") else recorded
 
 
-def _client_configuration(
-    secrets: talos.machine.Secrets, checked: pulumi.Output[Any]
-) -> pulumi.Output[Any]:
-    """The client certificate as the plain mapping every Talos resource and invoke accepts.
-
-    Each takes its own generated type of the same three fields, hence the Any.
-    """
-    plain = secrets.client_configuration.apply(
-        lambda c: {
-            "ca_certificate": c.ca_certificate,
-            "client_certificate": c.client_certificate,
-            "client_key": c.client_key,
-        }
+def _machine_secrets(
+    result: machine_outputs.MachineSecretsResult,
+) -> talos.machine.MachineSecretsArgs:
+    """The Secrets resource's output, field by field, as getConfiguration's typed input."""
+    certs = result.certs
+    return talos.machine.MachineSecretsArgs(
+        certs=talos.machine.CertificatesArgs(
+            etcd=_certificate(certs.etcd),
+            k8s=_certificate(certs.k8s),
+            k8s_aggregator=_certificate(certs.k8s_aggregator),
+            k8s_serviceaccount=talos.machine.KeyArgs(key=certs.k8s_serviceaccount.key),
+            os=_certificate(certs.os),
+        ),
+        cluster=talos.machine.ClusterArgs(id=result.cluster.id, secret=result.cluster.secret),
+        secrets=talos.machine.KubernetesSecretsArgs(
+            bootstrap_token=result.secrets.bootstrap_token,
+            secretbox_encryption_secret=result.secrets.secretbox_encryption_secret,
+            aescbc_encryption_secret=result.secrets.aescbc_encryption_secret,
+        ),
+        trustdinfo=talos.machine.TrustdInfoArgs(token=result.trustdinfo.token),
     )
-    return pulumi.Output.secret(pulumi.Output.all(plain, checked).apply(lambda pair: pair[0]))
 
 
-def _kubernetes_version(settings: Settings) -> str | None:
+def _certificate(pair: machine_outputs.CertificateResult) -> talos.machine.CertificateArgs:
+    return talos.machine.CertificateArgs(cert=pair.cert, key=pair.key)
+
+
+def _kubernetes_version(settings: Settings) -> str:
     """Talos takes the bare version number; the config accepts it with or without a leading v."""
-    version = settings.cluster.kubernetes_version
-    return version.removeprefix("v") if version else None
+    return settings.cluster.kubernetes_version.removeprefix("v")

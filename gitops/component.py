@@ -6,12 +6,13 @@ cluster settings and the cluster secrets are in place before the first Kustomiza
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_tls as tls
 
 from gitops.certificate import restore_certificate
 from gitops.deploy_key import deploy_key
@@ -26,6 +27,8 @@ from gitops.layers import (
     flux_install_manifest,
     git_repository_spec,
     kustomization_spec,
+    with_requeue_dependency,
+    worst_case_seconds,
 )
 from settings import SecretValues, Settings
 
@@ -33,7 +36,6 @@ from settings import SecretValues, Settings
 # reconciled cluster (or says which layer did not get there).
 WAIT_FOR_READY = {"pulumi.com/waitFor": "condition=Ready"}
 SOURCE_TIMEOUT = "900"  # covers adding the deploy key to the Git host during the first run
-LAYER_TIMEOUT = "1800"  # first reconcile pulls every chart and image
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,16 @@ class GitOps(pulumi.ComponentResource):
         settings, secrets = args.settings, args.secrets
 
         provider = k8s.Provider("kubernetes", kubeconfig=args.kubeconfig, opts=self._child())
+        # The provider registers install.yaml's objects itself (yaml/v2 is a component built by
+        # the provider); `transforms`, unlike `transformations`, reach such children: "Transforms
+        # support modifying child resources of packaged components" (pulumi.com/docs/iac/concepts/
+        # resources/options/transformations/).
         flux = k8s.yaml.v2.ConfigFile(
             "flux",
             file=flux_install_manifest(settings.gitops.flux_version),
-            opts=self._child(provider),
+            opts=pulumi.ResourceOptions.merge(
+                self._child(provider), pulumi.ResourceOptions(transforms=[_requeue_dependency])
+            ),
         )
         # Everything below lives in flux-system or is a Flux kind: both come from the install
         # manifest, which the data flow does not show.
@@ -71,14 +79,17 @@ class GitOps(pulumi.ComponentResource):
         self.deploy_key_public = None
         git_auth: dict[str, pulumi.Input[str]]
         if settings.gitops.uses_ssh:
-            private_key, public_key = deploy_key(
+            private_key, public_key, key = deploy_key(
                 self,
                 settings.backup.deploy_key_file,
                 args.deploy_key_escrow,
                 settings.backup.adopt_secrets,
             )
             self.deploy_key_public = public_key
-            public_key.apply(_announce_deploy_key(settings.gitops.repository))
+            if key is not None and not pulumi.runtime.is_dry_run():
+                # Only in the update: a preview that knows the key from state would print it
+                # a second time in the same `pulumi up`. An adopted key is on the host already.
+                public_key.apply(_announce_deploy_key(settings.gitops.repository, key))
             git_auth = {
                 "identity": private_key,
                 "identity.pub": public_key,
@@ -108,7 +119,7 @@ class GitOps(pulumi.ComponentResource):
         # Flux must find its credentials, key and substitutions on its very first reconcile.
         after_inputs = self._child(provider, depends_on=[flux, *inputs])
 
-        _flux_object(
+        source = _flux_object(
             name=SOURCE_NAME,
             api_version="source.toolkit.fluxcd.io/v1",
             kind="GitRepository",
@@ -116,14 +127,30 @@ class GitOps(pulumi.ComponentResource):
             timeout_seconds=SOURCE_TIMEOUT,
             opts=after_inputs,
         )
+        _announce_wait(
+            source,
+            f"Flux to reach {settings.gitops.repository}",
+            SOURCE_TIMEOUT,
+            "sources git",
+            inputs,
+        )
         for layer in LAYERS:
-            _flux_object(
+            # Pulumi starts waiting when it creates the object, in parallel for all layers.
+            layer_timeout = str(worst_case_seconds(layer) + int(SOURCE_TIMEOUT))
+            kustomization = _flux_object(
                 name=layer.name,
                 api_version="kustomize.toolkit.fluxcd.io/v1",
                 kind="Kustomization",
                 spec=kustomization_spec(layer),
-                timeout_seconds=LAYER_TIMEOUT,
+                timeout_seconds=layer_timeout,
                 opts=after_inputs,
+            )
+            _announce_wait(
+                kustomization,
+                f"Flux layer {layer.name} to be Ready",
+                layer_timeout,
+                "kustomizations",
+                inputs,
             )
         self.register_outputs({"deployKeyPublic": self.deploy_key_public})
 
@@ -169,11 +196,46 @@ def _flux_object(
     )
 
 
-def _announce_deploy_key(repository: str) -> Any:
+def _requeue_dependency(
+    args: pulumi.ResourceTransformArgs,
+) -> pulumi.ResourceTransformResult | None:
+    kind = args.type_.rsplit(":", 1)[-1]
+    props = with_requeue_dependency(kind, dict(args.props))
+    return None if props is None else pulumi.ResourceTransformResult(props=props, opts=args.opts)
+
+
+def _announce_deploy_key(repository: str, key: tls.PrivateKey) -> Callable[[str], None]:
     def announce(public_key: str) -> None:
+        # The key alone on its last line, so it can be copied whole.
         pulumi.log.info(
-            f"Flux deploy key — add it read-only to {repository} if it is not there yet "
-            f"(Pulumi waits for Flux to reach the repository): {public_key.strip()}"
+            f"Flux deploy key: add it read-only to {repository} if it is not there yet "
+            f"(Pulumi waits for Flux to reach the repository):\n{public_key.strip()}",
+            resource=key,
         )
 
     return announce
+
+
+def _announce_wait(
+    resource: pulumi.CustomResource,
+    what: str,
+    timeout_seconds: str,
+    flux_kind: str,
+    inputs: Sequence[pulumi.CustomResource],
+) -> None:
+    """Log what `pulumi up` waits for, and how to watch it, once the wait begins.
+
+    The wait starts when Flux's inputs exist; only an update waits. `flux get <kind> --watch` is
+    the flag `flux get` declares for every kind (fluxcd/flux2 cmd/flux/get.go).
+    """
+    if pulumi.runtime.is_dry_run():
+        return
+    minutes = int(timeout_seconds) // 60
+    message = (
+        f"Waiting up to {minutes} min for {what}. Watch it with:\n"
+        f"flux --kubeconfig ./kubeconfig get {flux_kind} --watch\n"
+        "(./kubeconfig is exported after the first successful run.)"
+    )
+    pulumi.Output.all(*(item.id for item in inputs)).apply(
+        lambda _: pulumi.log.info(message, resource=resource)
+    )

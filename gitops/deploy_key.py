@@ -28,13 +28,14 @@ def deploy_key(
     target: Path,
     escrowed: Mapping[str, str] | None,
     adopt: bool,
-) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
-    """(private OpenSSH key, public line) as Pulumi secrets / outputs."""
+) -> tuple[pulumi.Output[str], pulumi.Output[str], tls.PrivateKey | None]:
+    """(private OpenSSH key, public line, the generated key resource or None when adopted)."""
     if adopt and escrowed is not None:
         # The key the Git host already trusts: nothing to generate, nothing to escrow again.
         return (
             pulumi.Output.secret(escrowed["identity"]),
             pulumi.Output.from_input(escrowed["identity.pub"]),
+            None,
         )
     # Same name and parent as before escrow existed, so existing stacks keep their key.
     key = tls.PrivateKey(
@@ -59,4 +60,5 @@ def deploy_key(
     return (
         pulumi.Output.secret(document.apply(lambda d: d["identity"])),
         pulumi.Output.unsecret(document.apply(lambda d: d["identity.pub"])),
+        key,
     )

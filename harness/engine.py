@@ -3,13 +3,13 @@
 The stock MockMonitor hands mocks only type, name and inputs; the recording monitor keeps the
 rest of each registration (parent, dependencies, ignore_changes, retain_on_delete, the raw inputs
 with their secret markers) so tests can assert on the graph the engine would see. It also records
-what each invoke waits for (see RecordingMonitor.GetDeploymentInfo).
+what each invoke waits for (see RecordingMonitor.GetDeploymentInfo), and the recording engine
+every message the program logs.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import runpy
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,14 +20,16 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks, rpc
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.proto import engine_pb2, resource_pb2
 from pulumi.runtime.settings import reset_options
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from harness.cliconfig import shim_config, wire_config
 from harness.providers import HomelabMocks
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "homelab"  # Pulumi.yaml `name`: the namespace of unprefixed stack config keys
 SECRET_SIG = rpc._special_sig_key
 SECRET_VALUE = rpc._special_secret_sig
 
@@ -47,6 +49,9 @@ class Registration:
     retain_on_delete: bool
     provider: str
     seq: int
+    replace_on_changes: list[str] = field(default_factory=list)
+    replace_with: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
     state: dict[str, Any] = field(default_factory=dict)
     # A remote component (e.g. kubernetes:yaml/v2:ConfigFile) is built by its provider: its
     # children never reach the monitor, so a dependency on it is a dependency on it as a whole.
@@ -58,11 +63,33 @@ class Registration:
 @dataclass
 class Invocation:
     token: str
+    # As the provider receives them: keys exactly as on the wire (deserialize_properties renames
+    # nothing), secrets already unwrapped by the SDK before it sends an invoke.
     args: dict[str, Any]
     seq: int
     # URNs the invoke waited for: its depends_on plus its inputs' dependencies, components
     # expanded to their children, exactly as the SDK sends them to the engine.
     dependencies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    severity: str  # engine_pb2.LogSeverity name: DEBUG, INFO, WARNING, ERROR
+    message: str
+    urn: str  # of the resource the message is attached to; "" for none
+
+
+class RecordingEngine(mocks.MockEngine):
+    """The engine's Log RPC, as `pulumi.log.*` calls it, keeping every message."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.logs: list[LogEntry] = []
+
+    def Log(self, request: Any) -> None:  # noqa: N802  (gRPC method name)
+        severity = engine_pb2.LogSeverity.Name(request.severity)
+        self.logs.append(LogEntry(severity, request.message, request.urn))
+        super().Log(request)
 
 
 class RecordingMonitor(mocks.MockMonitor):
@@ -95,7 +122,33 @@ class RecordingMonitor(mocks.MockMonitor):
             seq=next(self._seq),
             state=self.resources[response.urn].state,
             remote=request.remote,
+            replace_on_changes=list(request.replaceOnChanges),
+            replace_with=list(request.replace_with),
+            delete_before_replace=request.deleteBeforeReplace,
             import_id=request.importId,
+        )
+        with self._lock:
+            self.registrations.append(registration)
+        return response
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
+        """A read (the program's StackReference) is part of the graph too: record it."""
+        response = super().ReadResource(request)
+        registration = Registration(
+            type=request.type,
+            name=request.name,
+            urn=response.urn,
+            parent=request.parent,
+            custom=True,
+            inputs=unwrap_secrets(rpc.deserialize_properties(request.properties)),
+            raw_inputs=json_format.MessageToDict(request.properties),
+            dependencies=list(request.dependencies),
+            property_dependencies={},
+            ignore_changes=[],
+            retain_on_delete=False,
+            provider=request.provider,
+            seq=next(self._seq),
+            state=self.resources[response.urn].state,
         )
         with self._lock:
             self.registrations.append(registration)
@@ -138,6 +191,7 @@ class ProgramRun:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     error: BaseException | None = None
+    logs: list[LogEntry] = field(default_factory=list)
 
     def of_type(self, kind: str) -> list[Registration]:
         return [r for r in self.registrations if r.type == kind]
@@ -205,31 +259,41 @@ def plain_strings(value: Any) -> Iterator[str]:
 
 
 def run_program(
-    config: Mapping[str, Any], preview: bool = False, expect_error: bool = False
+    config: Mapping[str, Any],
+    preview: bool = False,
+    expect_error: bool = False,
+    provider_mocks: mocks.Mocks | None = None,
 ) -> ProgramRun:
-    """Evaluate __main__.py with the given `homelab:` config.
+    """Evaluate __main__.py with the given stack config, as `pulumi preview` or `pulumi up` would.
 
-    An error the program raises is re-raised, or with expect_error kept in the result together
-    with whatever was registered before it.
+    `config` holds values as the CLI reads them from Pulumi.<stack>.yaml (harness/cliconfig.py
+    load_stack_file; keys without a namespace are `homelab:` keys); they reach the program in the
+    CLI's encoding, through the language host's shim. An error the program raises is re-raised,
+    or with expect_error kept in the result together with whatever was registered before it.
+    provider_mocks replaces the stateless stand-ins (harness/lifecycle.py passes one that knows
+    the previous run).
     """
     reset_options()
-    monitor = RecordingMonitor(HomelabMocks())
-    mocks.set_mocks(
-        HomelabMocks(), project="homelab", stack="homelab", preview=preview, monitor=monitor
-    )
-    pulumi.runtime.set_all_config(
-        {f"homelab:{key}": json.dumps(value) for key, value in config.items()}
-    )
+    stand_ins = provider_mocks or HomelabMocks()
+    monitor = RecordingMonitor(stand_ins)
+    mocks.set_mocks(stand_ins, project=PROJECT, stack="homelab", preview=preview, monitor=monitor)
+    # set_mocks installs a MockEngine that only forwards to a logger; keep the messages instead.
+    # (setattr, as settings.configure does it: the attribute is a context-variable property.)
+    engine = RecordingEngine()
+    setattr(pulumi.runtime.settings.SETTINGS, "engine", engine)  # noqa: B010
 
     def program() -> None:
         runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__main__")
 
     try:
-        _sync_await(run_pulumi_func(program))
+        with shim_config(wire_config(config, PROJECT)):
+            _sync_await(run_pulumi_func(program))
     except Exception as error:
         if not expect_error:
             raise
-        return ProgramRun(list(monitor.registrations), list(monitor.invocations), {}, set(), error)
+        return ProgramRun(
+            list(monitor.registrations), list(monitor.invocations), {}, set(), error, engine.logs
+        )
     if expect_error:
         raise AssertionError("the program was expected to fail but evaluated cleanly")
     root = pulumi.runtime.settings.get_root_resource()
@@ -244,4 +308,5 @@ def run_program(
         invocations=list(monitor.invocations),
         outputs=outputs,
         secret_outputs=secret_outputs,
+        logs=engine.logs,
     )

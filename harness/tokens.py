@@ -19,3 +19,7 @@ SECRET = "kubernetes:core/v1:Secret"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 GIT_REPOSITORY = "kubernetes:source.toolkit.fluxcd.io/v1:GitRepository"
 KUSTOMIZATION = "kubernetes:kustomize.toolkit.fluxcd.io/v1:Kustomization"
+# The engine's builtin: the program reads its own stack's last outputs (settings/upgrades.py).
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# pulumi-command
+COMMAND = "command:local:Command"

@@ -1,5 +1,6 @@
 """Proxmox side: the Talos image and one VM per node."""
 
 from infra.component import ProxmoxInfra, ProxmoxInfraArgs
+from infra.image import catalogue_checked_extensions
 
-__all__ = ["ProxmoxInfra", "ProxmoxInfraArgs"]
+__all__ = ["ProxmoxInfra", "ProxmoxInfraArgs", "catalogue_checked_extensions"]

@@ -1,4 +1,4 @@
-"""ProxmoxInfra: Talos image from Image Factory, its ISO on each Proxmox node, a VM per node."""
+"""ProxmoxInfra: Talos image from Image Factory, its ISO per Proxmox storage, a VM per node."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import pulumi
 import pulumi_proxmoxve as proxmoxve
 import pulumiverse_talos as talos
 
-from infra.image import ARCHITECTURE, PLATFORM, first_dhcp_ipv4, iso_file_name, schematic_document
+from infra.image import (
+    ARCHITECTURE,
+    PLATFORM,
+    iso_file_name,
+    schematic_document,
+)
 from infra.vm import create_vm
 from settings import Settings
 
@@ -17,13 +22,19 @@ from settings import Settings
 class ProxmoxInfraArgs:
     settings: Settings
     api_token: pulumi.Output[str]
+    # settings.cluster.talos_version once the move to it is checked (settings/upgrades.py).
+    talos_version: pulumi.Output[str]
+    # image.extensions once Image Factory's catalogue has each (infra.catalogue_checked_extensions).
+    extensions: tuple[str, ...]
 
 
 class ProxmoxInfra(pulumi.ComponentResource):
     schematic_id: pulumi.Output[str]
     installer_image: pulumi.Output[str]
     vm_ids: dict[str, pulumi.Output[int]]
-    dhcp_addresses: dict[str, pulumi.Output[str]]
+    # Each node's static IP, known once its VM exists: what every Talos call targets.
+    node_addresses: dict[str, pulumi.Output[str]]
+    vms: dict[str, pulumi.Resource]
 
     def __init__(
         self, name: str, args: ProxmoxInfraArgs, opts: pulumi.ResourceOptions | None = None
@@ -41,9 +52,9 @@ class ProxmoxInfra(pulumi.ComponentResource):
         )
         on_proxmox = pulumi.ResourceOptions(parent=self, provider=provider)
 
-        self.schematic_id = self._schematic_id(settings, child)
+        self.schematic_id = self._schematic_id(settings, args.extensions, child)
         urls = talos.imagefactory.get_urls_output(
-            talos_version=settings.cluster.talos_version,
+            talos_version=args.talos_version,
             schematic_id=self.schematic_id,
             platform=PLATFORM,
             architecture=ARCHITECTURE,
@@ -59,7 +70,8 @@ class ProxmoxInfra(pulumi.ComponentResource):
         )
 
         iso_ids: dict[str, pulumi.Output[str]] = {}
-        for proxmox_node in settings.proxmox_nodes:
+        hosts = dict.fromkeys(_iso_host(settings, node) for node in settings.proxmox_nodes)
+        for proxmox_node in hosts:
             iso = proxmoxve.download.File(
                 f"talos-iso-{proxmox_node}",
                 node_name=proxmox_node,
@@ -67,7 +79,10 @@ class ProxmoxInfra(pulumi.ComponentResource):
                 content_type="iso",
                 url=iso_url,
                 file_name=file_name,
-                # A file left by an earlier stack (see retain_on_delete) is taken over, no error.
+                # A file of this name already in the datastore (one kept from an earlier stack,
+                # see retain_on_delete) is deleted and downloaded again instead of failing the
+                # create (bpg fwprovider/nodes/resource_download_file.go, Create). On a shared
+                # storage a second download would delete the first: see _iso_host.
                 overwrite_unmanaged=True,
                 # VMs keep referencing the ISO they were created with (cdrom changes are ignored),
                 # so an upgrade must not delete it from under them.
@@ -78,13 +93,16 @@ class ProxmoxInfra(pulumi.ComponentResource):
             iso_ids[proxmox_node] = iso.id
 
         self.vm_ids = {}
-        self.dhcp_addresses = {}
+        self.node_addresses = {}
+        self.vms = {}
         for node in settings.nodes:
-            vm = create_vm(settings, node, iso_ids[node.proxmox_node], on_proxmox)
+            iso_id = iso_ids[_iso_host(settings, node.proxmox_node)]
+            vm = create_vm(settings, node, iso_id, on_proxmox)
             self.vm_ids[node.name] = vm.vm_id
-            self.dhcp_addresses[node.name] = vm.ipv4_addresses.apply(
-                lambda addresses, name=node.name: first_dhcp_ipv4(name, addresses)
-            )
+            # The static IP from config, released once the VM exists so that the config apply
+            # waits for the machine it configures. Never an address the guest agent reports.
+            self.node_addresses[node.name] = vm.id.apply(lambda _, ip=str(node.ip): ip)
+            self.vms[node.name] = vm
 
         self.register_outputs(
             {
@@ -94,10 +112,22 @@ class ProxmoxInfra(pulumi.ComponentResource):
             }
         )
 
-    def _schematic_id(self, settings: Settings, opts: pulumi.ResourceOptions) -> pulumi.Output[str]:
+    def _schematic_id(
+        self, settings: Settings, extensions: tuple[str, ...], opts: pulumi.ResourceOptions
+    ) -> pulumi.Output[str]:
         if settings.image.schematic_id:
             return pulumi.Output.from_input(settings.image.schematic_id)
         schematic = talos.imagefactory.Schematic(
-            "talos-schematic", schematic=schematic_document(settings.image.extensions), opts=opts
+            "talos-schematic", schematic=schematic_document(extensions), opts=opts
         )
         return schematic.id
+
+
+def _iso_host(settings: Settings, proxmox_node: str) -> str:
+    """The Proxmox node whose ISO download a VM on proxmox_node boots from.
+
+    Each node downloads to its own storage; a shared storage holds one file for all of them, and a
+    download per node would race (each create deletes the file another node just wrote, see
+    overwrite_unmanaged), so the first node used downloads it once for every VM.
+    """
+    return settings.proxmox_nodes[0] if settings.proxmox.iso_datastore_shared else proxmox_node

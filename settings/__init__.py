@@ -9,6 +9,7 @@ from settings.model import (
     Settings,
 )
 from settings.parse import NAMESPACE, TOP_LEVEL_KEYS, parse_settings
+from settings.reader import ConfigKind
 from settings.secrets import decrypt_secrets_file, secret_values
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "NAMESPACE",
     "TOP_LEVEL_KEYS",
     "ConfigError",
+    "ConfigKind",
     "Node",
     "Role",
     "SecretValues",

@@ -33,6 +33,9 @@ _KEYS = frozenset(
 )
 # age's X25519 recipient: Bech32 with the "age" prefix (age-encryption.org/v1, "X25519 recipient").
 _AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+# Encrypted snapshots (sops's binary format, stored as JSON): the CronJob's on the NAS, and those
+# cluster/steps.py takes before a Talos upgrade.
+SNAPSHOT_SUFFIXES = (".snapshot.sops.json", ".enc.db")
 # Whole hours that divide a day, so `0 */N * * *` fires at even spacing around midnight too.
 _INTERVALS = (1, 2, 3, 4, 6, 8, 12, 24)
 
@@ -116,11 +119,12 @@ def _snapshot(section: Section) -> Path | None:
     if value is None:
         return None
     path = Path(value)
-    if not path.is_file() or not path.name.endswith(".snapshot.sops.json"):
+    if not path.is_file() or not path.name.endswith(SNAPSHOT_SUFFIXES):
         raise ConfigError(
             section.key("restoreFrom"),
             value,
             "is not an encrypted etcd snapshot file",
-            "copy one from the NAS (etcd-backups/etcd-<time>.snapshot.sops.json) and name it here",
+            "copy one from the NAS (etcd-backups/etcd-<time>.snapshot.sops.json) or name one "
+            "from backups/etcd/ (taken before a Talos upgrade)",
         )
     return path

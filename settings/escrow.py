@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +39,11 @@ BUNDLE_FIELDS = (
     ("certs", "os", "crt"),
     ("certs", "os", "key"),
 )
-# Where the plaintext waits for the provider's import (it reads a file path): private to the user,
-# stable across runs (the engine re-imports when the import ID changes,
-# pkg/resource/deploy/step_generator.go in pulumi/pulumi), removed once the import has run.
+# Where the adoption's import reads the bundle: a named pipe, not a file (see serve_import). Its
+# path is stable across runs: the engine imports again whenever the import ID differs from the
+# one in state (pulumi/pulumi pkg/resource/deploy/step_generator.go, `isImport`).
 ADOPT_DIR = Path(".pulumi-adopt")
+ADOPT_PIPE = "talos-secrets.yaml"
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,21 @@ class Escrow:
     bundle: Mapping[str, Any]
 
 
-def decrypt_escrow(path: Path, key: str) -> Mapping[str, Any] | None:
+@dataclass(frozen=True)
+class Decrypter:
+    """What `sops decrypt` needs besides the file: the age key file and the environment."""
+
+    age_key_file: Path
+    env: Mapping[str, str]
+
+
+def decrypt_escrow(path: Path, key: str, sops: Decrypter) -> Mapping[str, Any] | None:
     """`sops --decrypt` of an escrow file (as the secrets file is read), or None when there is
     none yet; a failure names the escrow setting."""
     if not path.is_file():
         return None
     try:
-        return decrypt_secrets_file(path)
+        return decrypt_secrets_file(path, sops.age_key_file, sops.env)
     except ConfigError as error:
         raise ConfigError(
             key,
@@ -69,8 +79,8 @@ def decrypt_escrow(path: Path, key: str) -> Mapping[str, Any] | None:
         ) from None
 
 
-def load_machine_secrets(path: Path, key: str) -> Escrow | None:
-    bundle = decrypt_escrow(path, key)
+def load_machine_secrets(path: Path, key: str, sops: Decrypter) -> Escrow | None:
+    bundle = decrypt_escrow(path, key, sops)
     if bundle is None:
         return None
     for field in BUNDLE_FIELDS:
@@ -97,9 +107,9 @@ def escrow_command(target: Path) -> str:
     )
 
 
-def load_deploy_key(path: Path, key: str) -> Mapping[str, str] | None:
+def load_deploy_key(path: Path, key: str, sops: Decrypter) -> Mapping[str, str] | None:
     """The escrowed Flux deploy key: the OpenSSH private key and its public line."""
-    data = decrypt_escrow(path, key)
+    data = decrypt_escrow(path, key, sops)
     if data is None:
         return None
     private, public = data.get("identity"), data.get("identity.pub")
@@ -118,9 +128,9 @@ def load_deploy_key(path: Path, key: str) -> Mapping[str, str] | None:
     return {"identity": private, "identity.pub": public}
 
 
-def load_certificate(path: Path, key: str) -> Mapping[str, Any] | None:
+def load_certificate(path: Path, key: str, sops: Decrypter) -> Mapping[str, Any] | None:
     """The escrowed wildcard certificate Secret, as `kubectl get secret -o yaml` wrote it."""
-    secret = decrypt_escrow(path, key)
+    secret = decrypt_escrow(path, key, sops)
     if secret is None:
         return None
     data = secret.get("data")
@@ -139,15 +149,31 @@ def load_certificate(path: Path, key: str) -> Mapping[str, Any] | None:
     return secret
 
 
-def write_import_file(escrow: Escrow) -> str:
-    """The plaintext bundle for the provider's import, 0600 in a 0700 directory."""
-    ADOPT_DIR.mkdir(mode=0o700, exist_ok=True)
-    target = (ADOPT_DIR / "talos-secrets.yaml").resolve()
-    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        yaml.safe_dump(dict(escrow.bundle), handle, sort_keys=False)
-    return str(target)
+def serve_import(escrow: Escrow) -> str:
+    """The import ID for adopting the escrowed secrets: the path of a FIFO that a background
+    thread writes the bundle into once, when the provider opens it.
 
+    Why a FIFO: the provider imports Talos secrets only from a path, which its ImportState
+    `os.Stat`s and then reads whole with one `os.ReadFile` (terraform-provider-talos v0.11.0,
+    pkg/talos/talos_machine_secrets_resource.go, ImportState), so a pipe serves it exactly once
+    and the plaintext never lands on disk (secrets live only in `*.enc.*` files). The other way,
+    feeding the bundle to getConfiguration directly, would leave no Secrets resource to issue
+    the admin client certificate from the escrowed OS CA. The pipe sits in a 0700 directory; a
+    run whose state already holds the import (same ID) never opens it, and the daemon thread
+    then ends with the program.
+    """
+    directory = ADOPT_DIR.resolve()
+    directory.mkdir(mode=0o700, exist_ok=True)
+    directory.chmod(0o700)
+    pipe = directory / ADOPT_PIPE
+    pipe.unlink(missing_ok=True)
+    os.mkfifo(pipe, 0o600)
+    text = yaml.safe_dump(dict(escrow.bundle), sort_keys=False)
 
-def remove_import_file(path: str) -> None:
-    Path(path).unlink(missing_ok=True)
+    def serve() -> None:
+        # open() blocks until the provider opens the pipe for reading.
+        with pipe.open("w") as handle:
+            handle.write(text)
+
+    threading.Thread(target=serve, name="talos-secrets-import", daemon=True).start()
+    return str(pipe)

@@ -28,13 +28,17 @@ class ProxmoxSettings:
     iso_datastore: str
     vm_datastore: str
     bridge: str
+    # Proxmox's scsihw for every VM's disk controller (see settings/parse.py SCSI_CONTROLLERS).
+    scsi_controller: str
+    # One storage seen by every Proxmox node (NFS, CephFS): the ISO is downloaded to it once.
+    iso_datastore_shared: bool
 
 
 @dataclass(frozen=True)
 class ClusterSettings:
     name: str
     talos_version: str
-    kubernetes_version: str | None
+    kubernetes_version: str
     endpoint_name: str | None
     install_disk: str
 

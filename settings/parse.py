@@ -7,9 +7,11 @@ from collections import Counter
 from collections.abc import Mapping
 from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from settings.backup import parse_backup
+from settings.compatibility import KUBERNETES_BY_TALOS_MINOR, KubernetesRange, known_minors
 from settings.errors import ConfigError
 from settings.model import (
     DERIVED_SETTING_KEYS,
@@ -23,26 +25,29 @@ from settings.model import (
     Role,
     Settings,
 )
-from settings.reader import Section
+from settings.reader import ConfigKind, Section
 
 NAMESPACE = "homelab"
-TOP_LEVEL_KEYS = (
-    "secretsFile",
-    "proxmox",
-    "cluster",
-    "network",
-    "image",
-    "features",
-    "nodes",
-    "gitops",
-    "clusterSettings",
-    "backup",
+# Every key of the namespace, with how the CLI passes its value (settings/reader.py, ConfigKind).
+TOP_LEVEL_KEYS: Mapping[str, ConfigKind] = MappingProxyType(
+    {"secretsFile": ConfigKind.TEXT, "clusterSettings": ConfigKind.STRUCTURED}
+    | dict.fromkeys(
+        ("proxmox", "cluster", "network", "image", "features", "nodes", "gitops", "backup"),
+        ConfigKind.STRUCTURED,
+    )
 )
 # The first Talos minor with the multi-document network, hostname and volume config we emit.
 MIN_TALOS_MINOR = (1, 12)
 
+# Without an image section: the guest agent (Proxmox reads each VM's DHCP address through it) and
+# nfs-utils (rpcbind and rpc.statd, which NFSv3 mounts with file locking need, as its manifest
+# says), the extensions the reference nodes ran. Names as Image Factory lists them
+# (siderolabs/extensions v1.12.4: guest-agents/qemu-guest-agent, storage/nfs-utils); checked
+# against its catalogue at run time (infra/image.py).
+DEFAULT_EXTENSIONS = ("siderolabs/qemu-guest-agent", "siderolabs/nfs-utils")
+
 _SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
-_KUBE_VERSION = re.compile(r"^v?\d+\.\d+\.\d+$")
+_KUBE_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 _MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
 _SCHEMATIC = re.compile(r"^[0-9a-f]{64}$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -81,7 +86,30 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     return settings
 
 
-_PROXMOX_KEYS = frozenset({"endpoint", "insecure", "node", "isoDatastore", "vmDatastore", "bridge"})
+_PROXMOX_KEYS = frozenset(
+    {
+        "endpoint",
+        "insecure",
+        "node",
+        "isoDatastore",
+        "isoDatastoreShared",
+        "vmDatastore",
+        "bridge",
+        "scsiController",
+    }
+)
+# The SCSI controller types the bpg provider accepts for scsi_hardware (SCSIHardwareValidator in
+# bpg/terraform-provider-proxmox proxmoxtf/resource/vm/validators.go; the same list as Proxmox's
+# scsihw). Talos's Proxmox guide for 1.12 says "VirtIO SCSI", i.e. virtio-scsi-pci: with
+# "VirtIO SCSI single" the install can hang (siderolabs/talos issue 11173, siderolabs/docs PR 164).
+SCSI_CONTROLLERS = (
+    "virtio-scsi-pci",
+    "virtio-scsi-single",
+    "lsi",
+    "lsi53c810",
+    "megasas",
+    "pvscsi",
+)
 _CLUSTER_KEYS = frozenset({"name", "talosVersion", "kubernetesVersion", "endpoint", "installDisk"})
 _NETWORK_KEYS = frozenset({"cidr", "gateway", "nameservers", "vip"})
 _IMAGE_KEYS = frozenset({"extensions", "schematicId"})
@@ -103,12 +131,23 @@ def _proxmox(section: Section) -> ProxmoxSettings:
             "must be an https:// URL (the Proxmox API only speaks TLS)",
             "write it as https://<host>:8006/",
         )
+    scsi_controller = section.text("scsiController", SCSI_CONTROLLERS[0])
+    if scsi_controller not in SCSI_CONTROLLERS:
+        raise ConfigError(
+            section.key("scsiController"),
+            scsi_controller,
+            "is not a Proxmox SCSI controller type",
+            f"use one of {', '.join(SCSI_CONTROLLERS)} ({SCSI_CONTROLLERS[0]} is what Talos's "
+            "Proxmox guide asks for)",
+        )
     return ProxmoxSettings(
         endpoint=endpoint,
         insecure=section.flag("insecure", False),
         iso_datastore=section.text("isoDatastore", "local"),
         vm_datastore=section.text("vmDatastore", "local-lvm"),
         bridge=section.text("bridge", "vmbr0"),
+        scsi_controller=scsi_controller,
+        iso_datastore_shared=section.flag("isoDatastoreShared", False),
     )
 
 
@@ -127,7 +166,8 @@ def _cluster(section: Section) -> ClusterSettings:
             "is not a Talos release",
             "write it as vX.Y.Z",
         )
-    if (int(match[1]), int(match[2])) < MIN_TALOS_MINOR:
+    talos_minor = (int(match[1]), int(match[2]))
+    if talos_minor < MIN_TALOS_MINOR:
         raise ConfigError(
             section.key("talosVersion"),
             talos_version,
@@ -135,14 +175,17 @@ def _cluster(section: Section) -> ClusterSettings:
             "writes",
             "use v1.12.0 or newer",
         )
-    kubernetes_version = section.text("kubernetesVersion", None)
-    if kubernetes_version is not None and not _KUBE_VERSION.match(kubernetes_version):
+    kubernetes = KUBERNETES_BY_TALOS_MINOR.get(talos_minor)
+    if kubernetes is None:
         raise ConfigError(
-            section.key("kubernetesVersion"),
-            kubernetes_version,
-            "is not a Kubernetes release",
-            "write it as vX.Y.Z, or remove it to use Talos's default",
+            section.key("talosVersion"),
+            talos_version,
+            "is a Talos minor whose supported Kubernetes range this program does not know "
+            f"(known: {known_minors()})",
+            "use a release of a known minor, or add this minor's range (Talos source, "
+            "pkg/machinery/compatibility) to settings/compatibility.py",
         )
+    kubernetes_version = _kubernetes_version(section, talos_version, kubernetes)
     endpoint_name = section.text("endpoint", None)
     if endpoint_name is not None and not _DNS_NAME.match(endpoint_name):
         raise ConfigError(
@@ -163,6 +206,38 @@ def _cluster(section: Section) -> ClusterSettings:
         endpoint_name=endpoint_name,
         install_disk=install_disk,
     )
+
+
+def _kubernetes_version(section: Section, talos_version: str, supported: KubernetesRange) -> str:
+    """Always explicit: unset, the Talos provider fills in the default of the Talos machinery it
+    was built with (pulumiverse-talos 0.8.1 -> terraform-provider-talos v0.11.0 -> machinery
+    v1.13.0 -> Kubernetes 1.36.0), which a Talos 1.12 node rejects."""
+    key = section.key("kubernetesVersion")
+    talos = f"Talos {talos_version} ({section.key('talosVersion')})"
+    if not section.has("kubernetesVersion"):
+        raise ConfigError(
+            key,
+            None,
+            "is required: left unset, the Talos provider uses its own default (Kubernetes 1.36.0), "
+            f"which {talos} may not run",
+            f"set it to a Kubernetes release from {supported.describe()}, the range {talos} "
+            "supports",
+        )
+    version = section.text("kubernetesVersion")
+    match = _KUBE_VERSION.match(version)
+    if not match:
+        raise ConfigError(
+            key, version, "is not a Kubernetes release", "write it as vX.Y.Z, e.g. v1.35.0"
+        )
+    if not supported.admits((int(match[1]), int(match[2]), int(match[3]))):
+        raise ConfigError(
+            key,
+            version,
+            f"is outside the Kubernetes range {talos} supports ({supported.describe()})",
+            f"pick a Kubernetes release from {supported.describe()}, or move "
+            f"{section.key('talosVersion')} to a Talos minor that supports {version}",
+        )
+    return version
 
 
 def _ipv4(key: str, value: Any) -> IPv4Address:
@@ -217,7 +292,7 @@ def _require_inside(key: str, address: IPv4Address, cidr: IPv4Network, cidr_key:
 
 
 def _image(section: Section) -> ImageSettings:
-    extensions = section.items("extensions", [])
+    extensions = section.items("extensions", list(DEFAULT_EXTENSIONS))
     for index, extension in enumerate(extensions):
         if not isinstance(extension, str) or not _EXTENSION.match(extension):
             raise ConfigError(
@@ -238,11 +313,25 @@ def _image(section: Section) -> ImageSettings:
 
 
 def _features(section: Section) -> Features:
-    return Features(
+    features = Features(
         secure_boot=section.flag("secureBoot", True),
         disk_encryption=section.flag("diskEncryption", True),
         discovery=section.flag("discovery", False),
     )
+    # Talos seals the LUKS2 key to the TPM under a policy signed by the PCR signing key, whose
+    # public half it reads from the booted UKI's .pcrpkey section (talos v1.12.4:
+    # internal/pkg/secureboot/tpm2/seal.go -> policy.go, constants.PCRPublicKey). Only the signed
+    # secure-boot UKI carries that section (internal/pkg/uki/uki.go: BuildSigned adds it, Build
+    # does not), so on the plain image enrolment fails with "failed to read pcr signing public key".
+    if features.disk_encryption and not features.secure_boot:
+        raise ConfigError(
+            section.key("secureBoot"),
+            False,
+            f"cannot be combined with {section.key('diskEncryption')}: true (Talos seals the disk "
+            "key to the TPM with the PCR signing key only the secure-boot image carries)",
+            f"set {section.key('secureBoot')}: true, or {section.key('diskEncryption')}: false",
+        )
+    return features
 
 
 def _nodes(raw_nodes: list[Any], network: NetworkSettings, default_node: str) -> tuple[Node, ...]:
@@ -395,7 +484,6 @@ def _substitution_value(section: Section, key: str) -> str:
             "is not a Flux substitution variable name",
             "use UPPER_CASE letters, digits and '_'",
         )
-    value = section.raw(key)
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ConfigError(section.key(key), value, "must be a string", "quote the value")
-    return str(value)
+    # Strings only: an unquoted number reaches the program already retyped by the CLI's YAML
+    # reader (0755 as 493, 1.10 as 1.1), so the text the user meant cannot be recovered.
+    return section.text(key)

@@ -19,10 +19,26 @@ from settings.parse import NAMESPACE, SUBSTITUTION_VAR
 REDACTED = "<redacted>"
 _API_TOKEN = re.compile(r"^[^@\s]+@[^!\s]+![^=\s]+=[0-9a-fA-F-]{36}$")
 _EDIT_FIX = "run `mise run sops:edit` (or `sops edit {file}`) and add it as in secrets.example.yaml"
+# sops matches .sops.yaml's creation rules against the *input* name, so encrypting secrets.yaml
+# needs --filename-override to pick the *.enc.yaml rule; --output is written only on success.
+# `sops encrypt` and --filename-override exist since sops 3.9.0 (getsops/sops CHANGELOG.md,
+# 3.9.0: PRs 1391 and 1332). README.md documents this exact command; tests/test_secrets.py runs it.
+ENCRYPT_COMMAND = "sops encrypt --filename-override {file} --output {file} secrets.yaml"
+# sops's exit status when no master key could decrypt the data key (cmd/sops/codes/codes.go).
+_COULD_NOT_RETRIEVE_KEY = 128
 
 
-def decrypt_secrets_file(path: Path) -> Mapping[str, Any]:
-    """Run `sops --decrypt` on the file; every failure becomes one ConfigError with its fix."""
+def decrypt_secrets_file(
+    path: Path, age_key_file: Path, env: Mapping[str, str]
+) -> Mapping[str, Any]:
+    """Run `sops decrypt` on the file; every failure becomes one ConfigError with its fix.
+
+    sops gets SOPS_AGE_KEY_FILE = age_key_file (the environment's SOPS_AGE_KEY_FILE, else
+    homelab:gitops.ageKeyFile, see settings/parse.py), so the key that decrypts here is the key
+    Flux gets. sops does not choose one key source: it loads the identities of SOPS_AGE_KEY,
+    SOPS_AGE_KEY_FILE, SOPS_AGE_KEY_CMD and ~/.config/sops/age/keys.txt together and tries them
+    all (getsops/sops age/keysource.go, MasterKey.loadIdentities), so SOPS_AGE_KEY still works.
+    """
     key = f"{NAMESPACE}:secretsFile"
     if not path.is_file():
         raise ConfigError(
@@ -30,9 +46,9 @@ def decrypt_secrets_file(path: Path) -> Mapping[str, Any]:
             str(path),
             "does not exist",
             "copy secrets.example.yaml to secrets.yaml, fill it in, then run "
-            f"`sops encrypt secrets.yaml > {path}` and delete secrets.yaml",
+            f"`{ENCRYPT_COMMAND.format(file=path)}` and delete secrets.yaml",
         )
-    sops = shutil.which("sops")
+    sops = shutil.which("sops", path=env.get("PATH"))
     if sops is None:
         raise ConfigError(
             key,
@@ -40,21 +56,28 @@ def decrypt_secrets_file(path: Path) -> Mapping[str, Any]:
             "cannot be decrypted: the `sops` binary is not on PATH",
             "run `mise install` (it pins sops) or install sops from getsops.io",
         )
-    result = subprocess.run(
-        [sops, "--decrypt", "--output-type", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    sops_env = {**env, "SOPS_AGE_KEY_FILE": str(age_key_file)}
+    result = _sops(sops, ["decrypt", "--output-type", "json", str(path)], sops_env)
     if result.returncode != 0:
-        reason = (result.stderr.strip().splitlines() or ["no error output"])[-1]
-        raise ConfigError(
-            key,
-            str(path),
-            f"sops could not decrypt it ({reason})",
-            "point SOPS_AGE_KEY_FILE at the age key the file is encrypted to "
-            "(default .age-key.txt), or re-encrypt the file to your key",
-        )
+        if not _is_encrypted(sops, path, sops_env):
+            raise ConfigError(
+                key,
+                str(path),
+                "is not encrypted (sops finds no sops metadata in it)",
+                f"encrypt your secrets.yaml with `{ENCRYPT_COMMAND.format(file=path)}`, "
+                f"or a plain copy in place with `sops encrypt --in-place {path}`",
+            )
+        reason = _one_line(result.stderr)
+        if result.returncode == _COULD_NOT_RETRIEVE_KEY:
+            fix = (
+                f"point SOPS_AGE_KEY_FILE (or homelab:gitops.ageKeyFile, now {age_key_file}) at "
+                "the age key the file is encrypted to, or re-encrypt the file to your key"
+            )
+            if not age_key_file.is_file():
+                fix += f" (a new key: `age-keygen -o {age_key_file}`, its public key in .sops.yaml)"
+        else:
+            fix = "correct what sops reports"
+        raise ConfigError(key, str(path), f"sops could not decrypt it ({reason})", fix)
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError:
@@ -64,6 +87,29 @@ def decrypt_secrets_file(path: Path) -> Mapping[str, Any]:
             key, str(path), "did not decrypt to a mapping", _EDIT_FIX.format(file=path)
         )
     return data
+
+
+def _sops(sops: str, args: list[str], env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sops, *args], capture_output=True, text=True, check=False, env=dict(env))
+
+
+def _is_encrypted(sops: str, path: Path, env: Mapping[str, str]) -> bool:
+    """sops's own test for sops metadata: `sops filestatus` prints {"encrypted": bool}
+    (cmd/sops/subcommand/filestatus); a file it cannot even parse counts as encrypted, so the
+    decrypt error (the parse error) is what the user sees."""
+    result = _sops(sops, ["filestatus", str(path)], env)
+    try:
+        status = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return True
+    return not (isinstance(status, dict) and status.get("encrypted") is False)
+
+
+def _one_line(stderr: str) -> str:
+    """sops's whole message on one line: it wraps the reason over several `| `-prefixed lines,
+    and the last line alone ("but none were.") says nothing."""
+    lines = (line.strip().lstrip("-| ") for line in stderr.splitlines())
+    return " ".join(line for line in lines if line) or "no error output"
 
 
 def secret_values(

@@ -1,14 +1,21 @@
-"""Fixtures: a stub `sops` on PATH, a secrets file, an age key, program runs."""
+"""Fixtures: the real `sops` on PATH, an age key, a secrets file encrypted to it, program
+runs.
+
+Every run's config reaches the program as the Pulumi CLI passes it (harness/cliconfig.py):
+`program` takes config values as the CLI's YAML reader types them, `stack_file` a stack file's
+text.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.engine import ProgramRun, run_program
+from harness.cliconfig import load_stack_file
+from harness.engine import PROJECT, ProgramRun, run_program
 from harness.environment import ProgramEnvironment, write_program_environment
 
 
@@ -18,12 +25,18 @@ def environment(tmp_path: Path) -> ProgramEnvironment:
 
 
 @pytest.fixture
-def stub_sops(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
+def sops(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", environment.path())
     # Relative paths (the escrow files) resolve in the test's directory, never in a working copy
     # that holds a real cluster's talos-secrets.enc.yaml.
     monkeypatch.chdir(environment.secrets_file.parent)
     return environment.sops
+
+
+@pytest.fixture
+def write_secrets(environment: ProgramEnvironment) -> Callable[[Mapping[str, Any]], None]:
+    """Replace the secrets file with a document, encrypted by the real sops to the test's key."""
+    return environment.write_secrets
 
 
 @pytest.fixture
@@ -33,19 +46,40 @@ def secrets_file(environment: ProgramEnvironment) -> Path:
 
 @pytest.fixture
 def age_key(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # A key in the caller's environment (a shell, CI) would win over the test's key file.
+    # The program hands Flux SOPS_AGE_KEY before the key file (read_age_key): keep the caller's out.
     monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
     monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(environment.age_key))
+    # Nor may sops find the caller's own default key file (~/.config/sops/age/keys.txt).
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(environment.age_key.parent / "no-config"))
     return environment.age_key
 
 
 @pytest.fixture
-def program(
-    stub_sops: Path, secrets_file: Path, age_key: Path
-) -> Iterator[Callable[..., ProgramRun]]:
+def program(sops: Path, secrets_file: Path, age_key: Path) -> Iterator[Callable[..., ProgramRun]]:
     """Run the program with a config (its secretsFile pointed at the test's secrets file)."""
 
     def run(config: dict[str, Any], expect_error: bool = False) -> ProgramRun:
         return run_program({**config, "secretsFile": str(secrets_file)}, expect_error=expect_error)
 
     yield run
+
+
+@pytest.fixture
+def stack_file(
+    environment: ProgramEnvironment,
+    sops: Path,
+    age_key: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[..., ProgramRun]:
+    """Run the program on a Pulumi.<stack>.yaml text, read and passed on as the CLI does.
+
+    It runs where the test's secrets.enc.yaml is, so the committed `homelab:secretsFile`
+    (a path relative to the project directory `pulumi up` runs in) needs no change.
+    """
+    monkeypatch.chdir(environment.secrets_file.parent)
+
+    def run(text: str, preview: bool = False, expect_error: bool = False) -> ProgramRun:
+        config = load_stack_file(text, PROJECT)
+        return run_program(config, preview=preview, expect_error=expect_error)
+
+    return run

@@ -10,10 +10,11 @@ import yaml
 
 from harness.engine import ProgramRun, plain_strings, run_program
 from harness.environment import PROXMOX_TOKEN, committed_config, ha_config
-from harness.tokens import APPLY, BOOTSTRAP, HEALTH, KUBECONFIG, SECRETS, VM
+from harness.tokens import APPLY, BOOTSTRAP, COMMAND, HEALTH, KUBECONFIG, SECRETS, VM
 from tests.talos_schemas import TALOS_MINORS, schema_errors
 
 Program = Callable[..., ProgramRun]
+TALOSCONFIG = "talos:client/getConfiguration:getConfiguration"
 
 
 @pytest.fixture(params=["single-node", "3cp-2w"])
@@ -21,20 +22,18 @@ def run(request: pytest.FixtureRequest, program: Program) -> ProgramRun:
     return program(committed_config() if request.param == "single-node" else ha_config())
 
 
-def test_config_is_applied_to_the_dhcp_address_each_vm_reports(run: ProgramRun) -> None:
+def test_config_is_applied_to_the_static_ip_of_each_node(run: ProgramRun) -> None:
     vms = run.of_type(VM)
-    assert len(run.of_type(APPLY)) == len(vms)
     for vm in vms:
-        dhcp = vm.state["ipv4Addresses"][1][0]
-        apply = run.one(APPLY, f"{vm.name}-config")
-        assert (apply.inputs["node"], apply.inputs["endpoint"]) == (dhcp, dhcp)
-        assert run.waits_for(apply, vm)
+        ip = run.outputs["nodeIps"][vm.name]
+        for apply in (run.one(APPLY, f"{vm.name}-config"), run.one(APPLY, f"{vm.name}-staged")):
+            assert (apply.inputs["node"], apply.inputs["endpoint"]) == (ip, ip)
 
 
 def test_applied_patches_parse_back_per_node(run: ProgramRun) -> None:
     node_ips = run.outputs["nodeIps"]
     for apply in run.of_type(APPLY):
-        name = apply.name.removesuffix("-config")
+        name = apply.name.removesuffix("-config").removesuffix("-staged")
         documents = [yaml.safe_load(text) for text in apply.inputs["configPatches"]]
         by_kind = {document.get("kind", "v1alpha1"): document for document in documents}
         assert by_kind["HostnameConfig"]["hostname"] == name
@@ -75,24 +74,49 @@ def test_bootstrap_once_on_the_first_control_plane_after_its_apply(run: ProgramR
     assert run.waits_for(bootstrap, run.one(APPLY, "talos-cp-1-config"))
 
 
-def test_kubeconfig_after_bootstrap_and_health_after_every_apply(run: ProgramRun) -> None:
+def test_kubeconfig_after_bootstrap_and_no_health_invoke(run: ProgramRun) -> None:
     (kubeconfig,) = run.of_type(KUBECONFIG)
     (bootstrap,) = run.of_type(BOOTSTRAP)
     assert run.waits_for(kubeconfig, bootstrap)
     assert kubeconfig.inputs["node"] == run.outputs["nodeIps"]["talos-cp-1"]
-    (health,) = run.invoked(HEALTH)
-    last_dependency = max(r.seq for r in [bootstrap, *run.of_type(APPLY)])
-    assert health.seq > last_dependency
-    assert health.args["controlPlaneNodes"] == run.outputs["controlPlaneIps"]
-    workers = [ip for name, ip in run.outputs["nodeIps"].items() if "worker" in name]
-    assert health.args.get("workerNodes", []) == workers
+    # Health is a step resource (cluster/rollout.py), never an invoke waiting on every run.
+    assert run.invoked(HEALTH) == []
 
 
-def test_config_applies_do_not_wait_for_each_other(program: Program) -> None:
+def test_installs_do_not_wait_for_each_other(program: Program) -> None:
     run = program(ha_config())
-    applies = run.of_type(APPLY)
+    applies = [apply for apply in run.of_type(APPLY) if apply.name.endswith("-config")]
     for first in applies:
         assert not any(run.waits_for(first, other) for other in applies if other is not first)
+
+
+def test_talos_invokes_get_the_cluster_secrets_whole_and_by_their_wire_names(
+    run: ProgramRun,
+) -> None:
+    """Invokes pass nested keys as written: each must arrive exactly as the provider names them."""
+    (secrets,) = run.of_type(SECRETS)
+    configurations = run.invoked("talos:machine/getConfiguration:getConfiguration")
+    assert configurations
+    for invocation in configurations:
+        assert invocation.args["machineSecrets"] == secrets.state["machineSecrets"]
+    # The talosconfig is the one client-side invoke left (health is a step of cluster/rollout.py).
+    client_invokes = run.invoked(TALOSCONFIG)
+    assert len(client_invokes) == 1
+    for invocation in client_invokes:
+        assert invocation.args["clientConfiguration"] == secrets.state["clientConfiguration"]
+
+
+def test_node_steps_get_a_30_minute_budget_the_provider_reads(run: ProgramRun) -> None:
+    """The resources' own `timeouts` inputs, as sent: a slow uplink pulls the installer."""
+    applies = run.of_type(APPLY)
+    assert applies
+    for apply in applies:
+        assert apply.raw_inputs["timeouts"] == {"create": "30m", "update": "30m"}
+    (bootstrap,) = run.of_type(BOOTSTRAP)
+    assert bootstrap.raw_inputs["timeouts"] == {"create": "30m"}
+    # The health gate waits as long: talosctl health's own --wait-timeout.
+    health = run.one(COMMAND, "cluster-health")
+    assert "--wait-timeout 30m" in health.inputs["create"]
 
 
 def test_machine_secrets_survive_a_talos_upgrade(run: ProgramRun) -> None:
@@ -129,8 +153,8 @@ def test_machine_configuration_travels_as_a_secret(run: ProgramRun) -> None:
         assert "clientConfiguration" not in str(list(plain_strings(apply.raw_inputs)))
 
 
-def test_a_preview_never_waits_on_the_health_check(
-    stub_sops: Path, secrets_file: Path, age_key: Path
+def test_a_preview_never_invokes_the_health_check(
+    sops: Path, secrets_file: Path, age_key: Path
 ) -> None:
     run = run_program({**committed_config(), "secretsFile": str(secrets_file)}, preview=True)
     assert run.invoked(HEALTH) == []

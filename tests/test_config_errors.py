@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
-import yaml
 
 from harness.engine import ProgramRun
-from harness.environment import committed_config, ha_config
+from harness.environment import (
+    committed_config,
+    ha_config,
+    new_age_key,
+    secrets_document,
+)
 
 Config = dict[str, Any]
 
@@ -144,6 +148,55 @@ CASES: list[tuple[str, Config, list[str]]] = [
         ["homelab:cluster.talosVersion = 'v1.11.5'", "Fix: use v1.12.0 or newer"],
     ),
     (
+        "kubernetes-version-unset",
+        edit(lambda c: c["cluster"].pop("kubernetesVersion", None)),
+        [
+            "homelab:cluster.kubernetesVersion = None",
+            "is required",
+            "Kubernetes 1.36.0",
+            "Fix: set it to a Kubernetes release from 1.30.0 to 1.35.x",
+        ],
+    ),
+    (
+        "kubernetes-version-format",
+        edit(lambda c: c["cluster"].update(kubernetesVersion="1.35")),
+        ["homelab:cluster.kubernetesVersion = '1.35'", "not a Kubernetes release", "vX.Y.Z"],
+    ),
+    (
+        "kubernetes-too-new-for-talos-1.12",
+        edit(lambda c: c["cluster"].update(kubernetesVersion="v1.36.0")),
+        [
+            "homelab:cluster.kubernetesVersion = 'v1.36.0'",
+            "outside the Kubernetes range Talos v1.12.4 (homelab:cluster.talosVersion) supports "
+            "(1.30.0 to 1.35.x)",
+            "Fix: pick a Kubernetes release from 1.30.0 to 1.35.x",
+        ],
+    ),
+    (
+        "kubernetes-too-old-for-talos-1.13",
+        edit(lambda c: c["cluster"].update(talosVersion="v1.13.0", kubernetesVersion="1.30.14")),
+        ["homelab:cluster.kubernetesVersion = '1.30.14'", "Talos v1.13.0", "1.31.0 to 1.36.x"],
+    ),
+    (
+        "talos-minor-without-kubernetes-range",
+        edit(lambda c: c["cluster"].update(talosVersion="v1.14.0")),
+        [
+            "homelab:cluster.talosVersion = 'v1.14.0'",
+            "(known: 1.12, 1.13)",
+            "settings/compatibility.py",
+        ],
+    ),
+    (
+        "disk-encryption-without-secure-boot",
+        edit(lambda c: c["features"].update(secureBoot=False)),
+        [
+            "homelab:features.secureBoot = False",
+            "homelab:features.diskEncryption: true",
+            "PCR signing key",
+            "Fix: set homelab:features.secureBoot: true, or homelab:features.diskEncryption: false",
+        ],
+    ),
+    (
         "schematic-id",
         edit(lambda c: c["image"].update(schematicId="abc123")),
         ["homelab:image.schematicId = 'abc123'", "64 lowercase hex", "Fix:"],
@@ -187,6 +240,15 @@ CASES: list[tuple[str, Config, list[str]]] = [
         "missing-required-key",
         edit(lambda c: node(c).pop("mac")),
         ["homelab:nodes[0].mac = None", "is required"],
+    ),
+    (
+        "missing-top-level-key",
+        edit(lambda c: c.pop("network")),
+        [
+            "homelab:network = None",
+            "is required",
+            "Fix: set homelab:network in Pulumi.homelab.yaml",
+        ],
     ),
     (
         "derived-cluster-setting",
@@ -238,24 +300,37 @@ def test_missing_sops_binary(
     assert_clean_failure(run, ["`sops` binary is not on PATH", "mise install"])
 
 
-def test_failed_decryption(program: Callable[..., ProgramRun], secrets_file: Path) -> None:
-    secrets_file.write_text("FAIL: encrypted to another key\n")
+def test_failed_decryption(
+    program: Callable[..., ProgramRun], write_secrets: Callable[..., None], age_key: Path
+) -> None:
+    # Encrypted by the real sops to someone else's key: the test's key cannot decrypt it.
+    other = new_age_key().recipient
+    write_secrets(secrets_document(), recipient=other)
     run = program(committed_config(), expect_error=True)
     assert_clean_failure(
-        run, ["sops could not decrypt it (Failed to get the data key", "SOPS_AGE_KEY_FILE"]
+        run,
+        [
+            "sops could not decrypt it (Failed to get the data key",
+            # sops's own reason, not only its last line "(but none were.)"
+            "identity did not match any of the recipients",
+            other,
+            f"SOPS_AGE_KEY_FILE (or homelab:gitops.ageKeyFile, now {age_key})",
+        ],
     )
 
 
-def test_missing_secret_key(program: Callable[..., ProgramRun], secrets_file: Path) -> None:
-    secrets_file.write_text(yaml.safe_dump({"clusterSecrets": {}}))
+def test_missing_secret_key(
+    program: Callable[..., ProgramRun], write_secrets: Callable[[Mapping[str, Any]], None]
+) -> None:
+    write_secrets({"clusterSecrets": {}})
     run = program(committed_config(), expect_error=True)
     assert_clean_failure(run, [":proxmox.apiToken = None", "missing", "sops:edit"])
 
 
 def test_malformed_token_is_reported_without_its_value(
-    program: Callable[..., ProgramRun], secrets_file: Path
+    program: Callable[..., ProgramRun], write_secrets: Callable[[Mapping[str, Any]], None]
 ) -> None:
-    secrets_file.write_text(yaml.safe_dump({"proxmox": {"apiToken": "hunter2-not-a-token"}}))
+    write_secrets({"proxmox": {"apiToken": "hunter2-not-a-token"}})
     run = program(committed_config(), expect_error=True)
     assert_clean_failure(run, [":proxmox.apiToken = '<redacted>'", "USER@REALM!TOKENID=UUID"])
     assert "hunter2" not in str(run.error)

@@ -23,7 +23,7 @@ import yaml
 
 from harness.engine import PROJECT_ROOT, ProgramRun, Registration
 from harness.environment import committed_config, ha_config
-from harness.tokens import APPLY, ISO, K8S_PROVIDER, SECRETS, VM
+from harness.tokens import APPLY, COMMAND, ISO, SECRETS, VM
 from infra.vm import VM_IGNORED_CHANGES
 
 Program = Callable[..., ProgramRun]
@@ -145,7 +145,7 @@ def test_another_hash_seed_changes_nothing(
     """Set order is only random across interpreters: compare two with fixed, different seeds."""
     config = {**ha_config(), "secretsFile": str(secrets_file)}
     outputs = [tmp_path / f"seed-{seed}.json" for seed in (1, 2)]
-    # The fixtures put the stub sops and the age key in os.environ; the children inherit them.
+    # The fixtures put the real sops (PATH) and the age key in os.environ; children inherit them.
     children = [
         subprocess.Popen(
             [sys.executable, "-c", FRESH_INTERPRETER, str(out)],
@@ -184,13 +184,24 @@ def test_a_talos_upgrade_changes_the_isos_and_the_install_image_only(program: Pr
         if canonical(old) != canonical(after[urn])
     }
     expected_kinds = {ISO, VM, APPLY, SECRETS}
-    assert sorted(changed) == sorted(u for u, r in before.items() if r.type in expected_kinds)
+    # Of the day-two steps, only each node's upgrade and the health step it guards move.
+    steps = {u for u, r in before.items() if r.type == COMMAND}
+    node_upgrades = {f"::{node['name']}-upgrade" for node in config["nodes"]}
+    moved = {u for u in steps if u.endswith((*node_upgrades, "::cluster-health"))}
+    expected = [u for u, r in before.items() if r.type in expected_kinds] + sorted(moved)
+    assert sorted(changed) == sorted(expected)
     for urn, paths in changed.items():
         old, new = before[urn], after[urn]
         # Only the changed properties differ, secret markers included.
         top = {path.split(".")[0].split("[")[0] for path in paths}
         assert _without(old.raw_inputs, top) == _without(new.raw_inputs, top)
-        if old.type == ISO:
+        if old.type == COMMAND:
+            assert paths <= {
+                "environment.TALOS_IMAGE",
+                "environment.TALOS_VERSION",
+                "environment.GUARD",
+            }
+        elif old.type == ISO:
             assert paths == {"url", "fileName"}
             assert all("v1.13.5" in new.inputs[key] for key in paths)
         elif old.type == APPLY:
@@ -201,6 +212,9 @@ def test_a_talos_upgrade_changes_the_isos_and_the_install_image_only(program: Pr
             assert new.ignore_changes == ignore_changes
             assert paths == expected
             assert all(ignored(path, new.ignore_changes) for path in paths)
+
+
+STEPS = ("upgrade", "vm-restart", "reboot", "decommission")
 
 
 def test_adding_a_worker_only_adds_resources(program: Program) -> None:
@@ -217,13 +231,22 @@ def test_adding_a_worker_only_adds_resources(program: Program) -> None:
     before, after = by_urn(program(config)), by_urn(program(bigger))
     added = set(after) - set(before)
     assert set(before) <= set(after)
-    assert sorted((after[u].type, after[u].name) for u in added) == [
-        (VM, "talos-worker-3"),
-        (APPLY, "talos-worker-3-config"),
-    ]
+    assert sorted((after[u].type, after[u].name) for u in added) == sorted(
+        [
+            (VM, "talos-worker-3"),
+            (APPLY, "talos-worker-3-config"),
+            (APPLY, "talos-worker-3-staged"),
+            *[(COMMAND, f"talos-worker-3-{step}") for step in STEPS],
+        ]
+    )
     gained_dependencies: list[str] = []
     for urn, old in before.items():
         new = after[urn]
+        if new.type == COMMAND and "CLUSTER_WORKERS" in new.inputs.get("environment", {}):
+            # Every step sees the node set (its health gate checks all nodes); the guarded
+            # steps do nothing when only that moved (cluster/steps.py, UNCHANGED).
+            assert new.inputs["environment"]["CLUSTER_WORKERS"].endswith(",192.168.20.113")
+            continue
         assert json.dumps(old.raw_inputs, sort_keys=True) == json.dumps(
             new.raw_inputs, sort_keys=True
         ), old.name
@@ -237,8 +260,7 @@ def test_adding_a_worker_only_adds_resources(program: Program) -> None:
         assert set(old.dependencies) <= set(new.dependencies) <= set(old.dependencies) | added
         if set(new.dependencies) != set(old.dependencies):
             gained_dependencies.append(new.type)
-    # The Kubernetes provider waits for the health check, which waits for every config apply.
-    assert gained_dependencies == [K8S_PROVIDER]
+    assert gained_dependencies == []
 
 
 def _without(inputs: dict[str, Any], keys: set[str]) -> str:

@@ -15,8 +15,9 @@ from harness.environment import committed_config, ha_config
 from harness.tokens import APPLY, CONFIGMAP
 from settings import ConfigError, parse_settings
 from settings.backup import BACKUP_NAMESPACE, BACKUP_SETTING_KEYS, ETCD_BACKUP_ROLE
+from tests.manifests.detectors import variable_refs
+from tests.manifests.tree import build
 from tests.talos_schemas import TALOS_MINORS, schema_errors
-from tests.test_manifests import build, variable_refs
 
 Program = Callable[..., ProgramRun]
 INSTALLER = "factory.talos.dev/metal-installer-secureboot/abc:v1.12.4"
@@ -66,7 +67,8 @@ def test_the_schema_knows_the_feature_and_rejects_unknown_roles(minor: str) -> N
 
 def test_the_registered_control_plane_config_carries_the_access(program: Program) -> None:
     run = program(committed_config())
-    (apply,) = run.of_type(APPLY)
+    # The install apply (its staged twin in cluster/rollout.py carries the same patches).
+    (apply,) = [a for a in run.of_type(APPLY) if a.name.endswith("-config")]
     documents = [yaml.safe_load(text) for text in apply.inputs["configPatches"]]
     assert _access(documents)[0]["allowedKubernetesNamespaces"] == [BACKUP_NAMESPACE]
 
@@ -185,16 +187,19 @@ def test_each_snapshot_is_encrypted_to_the_recipient_and_pruned_on_the_nas() -> 
     pod = _pod(cronjob)
     (store,) = pod["containers"]
     env = {e["name"]: e["value"] for e in store["env"]}
-    assert env["AGE_RECIPIENT"] == "${BACKUP_AGE_RECIPIENT}"
-    assert env["RETENTION_DAYS"] == "${BACKUP_RETENTION_DAYS}"
+    assert env["AGE_RECIPIENT"] == "${quote}${BACKUP_AGE_RECIPIENT}${quote}"
+    assert env["RETENTION_DAYS"] == "${quote}${BACKUP_RETENTION_DAYS}${quote}"
     script = store["args"][0]
     assert 'sops encrypt --age "$AGE_RECIPIENT"' in script
     assert "RETENTION_DAYS * 1440" in script and "rm -f" in script
     # The shell script must not contain anything Flux would substitute.
     assert variable_refs(script) == []
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["backups"]["nfs"] == {"server": "${NFS_SERVER}", "path": "${NFS_PATH}"}
-    assert cronjob["spec"]["schedule"] == "${BACKUP_SCHEDULE}"
+    assert volumes["backups"]["nfs"] == {
+        "server": "${quote}${NFS_SERVER}${quote}",
+        "path": "${quote}${NFS_PATH}${quote}",
+    }
+    assert cronjob["spec"]["schedule"] == "${quote}${BACKUP_SCHEDULE}${quote}"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
 
 

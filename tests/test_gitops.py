@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gitops.layers import LAYERS, Layer, check_layers
+from gitops.layers import LAYERS, Layer, check_layers, worst_case_seconds
 from harness.engine import PROJECT_ROOT, ProgramRun, plain_strings
-from harness.environment import CLUSTER_SECRETS, committed_config
+from harness.environment import CLUSTER_SECRETS, committed_config, secrets_document
 from harness.tokens import (
     CONFIGMAP,
     DEPLOY_KEY,
@@ -44,8 +45,8 @@ def test_the_kubernetes_provider_uses_the_healthy_clusters_kubeconfig(run: Progr
     (provider,) = run.of_type(K8S_PROVIDER)
     assert provider.inputs["kubeconfig"] == run.outputs["kubeconfig"]
     assert provider.inputs["kubeconfig"] not in list(plain_strings(provider.raw_inputs))
-    (health,) = run.invoked("talos:cluster/getHealth:getHealth")
-    assert provider.seq > health.seq
+    health = run.one("command:local:Command", "cluster-health")
+    assert run.waits_for(provider, health)
     for registration in run.registrations:
         if registration.type.startswith("kubernetes:"):
             assert registration.provider.startswith(provider.urn), registration.name
@@ -57,10 +58,11 @@ def test_layer_hierarchy_exactly_as_designed(run: ProgramRun) -> None:
         for k in run.of_type(KUSTOMIZATION)
     }
     assert depends_on == {
-        "infrastructure": [],
+        "crds": [],
+        "infrastructure": ["crds"],
         "infrastructure-config": ["infrastructure"],
         "cluster-policies": ["infrastructure"],
-        "apps": ["infrastructure-config", "cluster-policies"],
+        "apps": ["infrastructure-config"],
     }
 
 
@@ -70,16 +72,21 @@ def test_every_layer_reconciles_the_same_way(run: ProgramRun) -> None:
         spec = kustomization.inputs["spec"]
         assert kustomization.inputs["metadata"]["namespace"] == "flux-system"
         assert spec["path"] == f"./kubernetes/{name}"
-        assert (spec["interval"], spec["retryInterval"], spec["timeout"]) == ("10m", "2m", "5m")
+        layer = next(layer for layer in LAYERS if layer.name == name)
+        assert (spec["interval"], spec["retryInterval"]) == ("10m", "2m")
+        assert spec["timeout"] == f"{layer.timeout_minutes}m"
         assert spec["prune"] is True and spec["wait"] is True
         assert spec["sourceRef"] == {"kind": "GitRepository", "name": "flux-system"}
         assert spec["decryption"] == {"provider": "sops", "secretRef": {"name": "sops-age"}}
+        assert spec["postBuild"]["substitute"] == {"quote": '"'}
         assert spec["postBuild"]["substituteFrom"] == [
             {"kind": "ConfigMap", "name": "cluster-settings"},
             {"kind": "Secret", "name": "cluster-secrets"},
         ]
         annotations = kustomization.inputs["metadata"]["annotations"]
         assert annotations["pulumi.com/waitFor"] == "condition=Ready"
+        # Pulumi waits from creation, for all layers at once: each wait covers the layers before.
+        assert int(annotations["pulumi.com/timeoutSeconds"]) > worst_case_seconds(layer)
 
 
 def test_layer_objects_wait_for_their_inputs_but_not_for_each_other(run: ProgramRun) -> None:
@@ -99,9 +106,9 @@ def test_every_layer_path_exists_with_a_kustomization(layer: Layer) -> None:
 def test_layer_graph_check_rejects_cycles_and_unknown_layers() -> None:
     check_layers(LAYERS)
     with pytest.raises(ValueError, match="cycle: a -> b -> a"):
-        check_layers((Layer("a", ("b",)), Layer("b", ("a",))))
+        check_layers((Layer("a", ("b",), 5, ""), Layer("b", ("a",), 5, "")))
     with pytest.raises(ValueError, match="unknown"):
-        check_layers((Layer("a", ("missing",)),))
+        check_layers((Layer("a", ("missing",), 5, ""),))
 
 
 def test_git_source_over_ssh_with_a_generated_deploy_key(run: ProgramRun) -> None:
@@ -121,9 +128,9 @@ def test_git_source_over_ssh_with_a_generated_deploy_key(run: ProgramRun) -> Non
 
 
 def test_git_source_over_https_with_the_token_from_the_secrets_file(
-    program: Program, secrets_file: Path
+    program: Program, write_secrets: Callable[[Mapping[str, Any]], None]
 ) -> None:
-    secrets_file.write_text(secrets_file.read_text() + "git:\n  httpsToken: ghp_testtoken\n")
+    write_secrets({**secrets_document(), "git": {"httpsToken": "ghp_testtoken"}})
     config = committed_config()
     config["gitops"]["repository"] = "https://github.com/example/homelab.git"
     run = program(config)

@@ -11,6 +11,7 @@ import yaml
 from harness.engine import ProgramRun
 from harness.environment import committed_config, ha_config
 from harness.tokens import ISO, SCHEMATIC, VM
+from tests.test_config_errors import assert_clean_failure
 
 Program = Callable[..., ProgramRun]
 
@@ -36,10 +37,11 @@ def test_every_vm_setting_of_the_reference(single: ProgramRun) -> None:
         "machine": "q35",
         "operatingSystem": {"type": "l26"},
         "bootOrders": ["scsi0", "ide2"],
-        "scsiHardware": "virtio-scsi-single",
+        "scsiHardware": "virtio-scsi-pci",
         "stopOnDestroy": True,
         "onBoot": True,
-        "agent": {"enabled": True, "trim": True},
+        "rebootAfterUpdate": False,
+        "agent": {"enabled": True, "trim": True, "waitForIp": {"disabled": True}},
         "cpu": {"type": "host", "cores": 4},
         "memory": {"dedicated": 16384},
         "efiDisk": {
@@ -55,12 +57,17 @@ def test_every_vm_setting_of_the_reference(single: ProgramRun) -> None:
                 "datastoreId": "local-lvm",
                 "size": 100,
                 "fileFormat": "raw",
-                "iothread": True,
                 "discard": "on",
                 "ssd": True,
             }
         ],
         "cdrom": {"fileId": _iso_id(iso), "interface": "ide2"},
+        "initialization": {
+            "interface": "ide0",
+            "datastoreId": "local-lvm",
+            "ipConfigs": [{"ipv4": {"address": "192.168.20.100/24", "gateway": "192.168.20.1"}}],
+            "dns": {"servers": ["1.1.1.1", "9.9.9.9"]},
+        },
         "networkDevices": [
             {"bridge": "vmbr0", "model": "virtio", "macAddress": "BC:24:11:CA:FE:01"}
         ],
@@ -86,7 +93,7 @@ def test_vm_ids_are_pinned_when_configured(program: Program) -> None:
     assert run.outputs["vmIds"] == {"talos-cp-1": 4242}
 
 
-def test_one_iso_download_per_proxmox_node(single: ProgramRun, ha: ProgramRun) -> None:
+def test_one_iso_download_per_proxmox_node_by_default(single: ProgramRun, ha: ProgramRun) -> None:
     assert [r.name for r in single.of_type(ISO)] == ["talos-iso-pve"]
     assert sorted(r.name for r in ha.of_type(ISO)) == ["talos-iso-pve", "talos-iso-pve2"]
     for vm in ha.of_type(VM):
@@ -98,8 +105,10 @@ def test_iso_is_the_secure_boot_image_named_by_version_and_schematic(single: Pro
     iso = single.one(ISO, "talos-iso-pve")
     schematic = single.one(SCHEMATIC, "talos-schematic").state
     schematic_id = single.outputs["schematicId"]
-    assert iso.inputs["url"].endswith(f"/{schematic_id}/v1.12.4/metal-amd64-secureboot.iso")
-    assert iso.inputs["fileName"] == f"talos-v1.12.4-{schematic_id[:12]}-secureboot-amd64.iso"
+    assert iso.inputs["url"].endswith(f"/{schematic_id}/v1.12.4/nocloud-amd64-secureboot.iso")
+    assert (
+        iso.inputs["fileName"] == f"talos-v1.12.4-{schematic_id[:12]}-nocloud-secureboot-amd64.iso"
+    )
     assert iso.inputs["contentType"] == "iso"
     assert iso.inputs["datastoreId"] == "local"
     # An upgrade downloads a new file; the old one stays for the VMs still pointing at it.
@@ -112,7 +121,7 @@ def test_schematic_is_built_from_the_extension_list(single: ProgramRun) -> None:
     assert document == {
         "customization": {
             "systemExtensions": {
-                "officialExtensions": ["siderolabs/nfs-mount", "siderolabs/qemu-guest-agent"]
+                "officialExtensions": ["siderolabs/nfs-utils", "siderolabs/qemu-guest-agent"]
             }
         }
     }
@@ -125,18 +134,18 @@ def test_an_explicit_schematic_id_replaces_the_schematic(program: Program) -> No
     assert run.of_type(SCHEMATIC) == []
     assert (
         run.outputs["installerImage"]
-        == f"factory.talos.dev/metal-installer-secureboot/{'a' * 64}:v1.12.4"
+        == f"factory.talos.dev/nocloud-installer-secureboot/{'a' * 64}:v1.12.4"
     )
 
 
 def test_without_secure_boot_the_plain_image_is_used(program: Program) -> None:
     config = committed_config()
-    config["features"]["secureBoot"] = False
+    config["features"].update(secureBoot=False, diskEncryption=False)
     run = program(config)
     iso = run.one(ISO, "talos-iso-pve")
-    assert iso.inputs["url"].endswith("/metal-amd64.iso")
-    assert iso.inputs["fileName"].endswith("-metal-amd64.iso")
-    assert run.outputs["installerImage"].startswith("factory.talos.dev/metal-installer/")
+    assert iso.inputs["url"].endswith("/nocloud-amd64.iso")
+    assert iso.inputs["fileName"].endswith("-nocloud-amd64.iso")
+    assert run.outputs["installerImage"].startswith("factory.talos.dev/nocloud-installer/")
 
 
 def test_vms_use_the_proxmox_provider_and_sit_under_the_infra_component(ha: ProgramRun) -> None:
@@ -162,3 +171,47 @@ def test_schematic_and_isos_do_not_wait_for_vms(ha: ProgramRun) -> None:
         assert not any(ha.waits_for(independent, vm) for vm in vms)
     isos = ha.of_type(ISO)
     assert not ha.waits_for(isos[0], isos[1]) and not ha.waits_for(isos[1], isos[0])
+
+
+def test_scsi_controller_follows_talos_guide_and_iothread_only_with_single(
+    single: ProgramRun, program: Program
+) -> None:
+    # Talos's Proxmox guide for 1.12: "VirtIO SCSI"; "VirtIO SCSI single" can hang the install.
+    default = single.one(VM, "talos-cp-1").inputs
+    assert default["scsiHardware"] == "virtio-scsi-pci"
+    assert "iothread" not in default["disks"][0]
+    config = committed_config()
+    config["proxmox"]["scsiController"] = "virtio-scsi-single"
+    chosen = program(config).one(VM, "talos-cp-1").inputs
+    assert chosen["scsiHardware"] == "virtio-scsi-single"
+    assert chosen["disks"][0]["iothread"] is True
+
+
+def test_an_unknown_scsi_controller_is_rejected_naming_the_allowed_ones(program: Program) -> None:
+    config = committed_config()
+    config["proxmox"]["scsiController"] = "virtio-scsi"
+    assert_clean_failure(
+        program(config, expect_error=True),
+        [
+            "homelab:proxmox.scsiController = 'virtio-scsi'",
+            "virtio-scsi-pci, virtio-scsi-single, lsi, lsi53c810, megasas, pvscsi",
+        ],
+    )
+
+
+def test_no_vm_reboots_itself_on_update(ha: ProgramRun) -> None:
+    # bpg's default (true) would restart every VM at once for a cores/memory change.
+    assert [vm.inputs["rebootAfterUpdate"] for vm in ha.of_type(VM)] == [False] * 5
+
+
+def test_a_shared_iso_datastore_gets_one_download_for_every_vm(program: Program) -> None:
+    config = ha_config()
+    config["proxmox"]["isoDatastoreShared"] = True
+    run = program(config)
+    (iso,) = run.of_type(ISO)
+    assert (iso.name, iso.inputs["nodeName"]) == ("talos-iso-pve", "pve")
+    vms = run.of_type(VM)
+    assert {vm.inputs["nodeName"] for vm in vms} == {"pve", "pve2"}
+    for vm in vms:
+        assert vm.inputs["cdrom"]["fileId"] == _iso_id(iso)
+        assert run.waits_for(vm, iso)

@@ -146,17 +146,6 @@ def test_disk_encryption_documents_only_when_enabled() -> None:
     assert "VolumeConfig" not in docs_by_kind(node_patches(settings, settings.nodes[0], INSTALLER))
 
 
-def test_tpm_enrolment_checks_secure_boot_only_when_it_is_on() -> None:
-    config = committed_config()
-    config["features"]["secureBoot"] = False
-    settings = settings_of(config)
-    volumes = docs_by_kind(node_patches(settings, settings.nodes[0], INSTALLER))["VolumeConfig"]
-    assert all(
-        volume["encryption"]["keys"][0]["tpm"] == {"checkSecurebootStatusOnEnroll": False}
-        for volume in volumes
-    )
-
-
 def test_api_endpoint_prefers_the_explicit_name_then_the_vip() -> None:
     assert HA.api_endpoint == "https://192.168.20.99:6443"
     config = ha_config()

@@ -5,10 +5,15 @@ stops the run."""
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from harness import providers
 from harness.engine import ProgramRun, plain_strings
 from harness.tokens import APPLY, DEPLOY_KEY, SECRET, SECRETS
 from tests.real_sops import decrypt, encrypt, run, workdir_fixture  # noqa: F401  (fixture)
@@ -79,8 +84,6 @@ def test_a_fresh_state_adopts_the_escrowed_secrets(workdir: Path) -> None:
     # Imported, not created: the engine reads the file instead of generating a new CA.
     assert secrets.import_id.endswith("talos-secrets.yaml")
     assert "talosVersion" in secrets.ignore_changes
-    # The plaintext copy for the import is gone once the import has run.
-    assert not Path(secrets.import_id).exists()
     escrowed_os_ca = other_bundle()["certs"]["os"]["crt"]
     for invoke in result.invoked(CONFIGURATION):
         assert (
@@ -90,11 +93,58 @@ def test_a_fresh_state_adopts_the_escrowed_secrets(workdir: Path) -> None:
         # The import's v1.3 marker is reconciled to the configured Talos version.
         assert invoke.args["talosVersion"] == "v1.12.4"
     (client,) = result.invoked(CLIENT_CONFIGURATION)
-    assert client.args["clientConfiguration"]["ca_certificate"] == escrowed_os_ca
+    assert client.args["clientConfiguration"]["caCertificate"] == escrowed_os_ca
     for apply in result.of_type(APPLY):
         assert apply.inputs["clientConfiguration"]["caCertificate"] == escrowed_os_ca
     # Re-escrowing the adopted secrets writes the same bundle back.
     assert decrypt(run_escrow_command(result, workdir)) == other_bundle()
+
+
+def test_adoption_never_writes_the_plaintext_secrets_to_a_file(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import reads a named pipe: while the provider reads it, no regular file outside
+    `*.enc.*` holds a secret value, in the working directory or the temp directory."""
+    encrypt(workdir / "talos-secrets.enc.yaml", other_bundle())
+    # Whatever the program would put in a temp dir lands where the test can see it.
+    private_tmp = workdir.parent / f"{workdir.name}-tmp"
+    private_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    seen: list[tuple[bool, int, list[str]]] = []
+    read = providers._imported_machine_secrets
+
+    def observed(path: str) -> dict[str, Any]:
+        holding = [
+            str(found)
+            for root in (workdir, private_tmp)
+            for found in root.rglob("*")
+            if found.is_file()
+            and not found.is_symlink()
+            and ".enc." not in found.name
+            and b"escrowed-secret" in _head(found)
+        ]
+        seen.append(
+            (
+                stat.S_ISFIFO(Path(path).stat().st_mode),
+                Path(path).parent.stat().st_mode & 0o777,
+                holding,
+            )
+        )
+        return read(path)
+
+    monkeypatch.setattr(providers, "_imported_machine_secrets", observed)
+    result = run(workdir, {"adoptSecrets": True})
+    assert result.of_type(SECRETS)[0].import_id
+    assert seen == [(True, 0o700, [])]
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(1 << 20)
+    except OSError:
+        return b""
 
 
 def test_a_state_and_file_that_disagree_stop_with_a_clear_message(workdir: Path) -> None:

@@ -1,0 +1,157 @@
+"""The shell text of every day-two step, run by pulumi-command's `local.Command` under bash.
+
+Flags are talosctl v1.12's, the version `.mise.toml` pins (siderolabs/talos v1.12.4,
+cmd/talosctl/cmd/talos/): `upgrade` has `--image` and waits by default (`--wait`, track.go) and
+has no drain flag (the node drains itself); `--preserve` is hidden and unused since 1.8, so it is
+not passed. `reset` is graceful by default (cordon, drain, leave etcd: reset.go), `health` takes
+`--control-plane-nodes`, `--worker-nodes`, `--wait-timeout` (health.go), `upgrade-k8s` takes
+`--to` (upgrade-k8s.go). On talosctl 1.13 `upgrade` drains from the client by default and fails on
+a blocking PodDisruptionBudget: a single node then needs `--drain=false` (siderolabs/talos v1.13.0,
+cmd/talosctl/cmd/talos/upgrade.go); revisit this module with the pin.
+
+Secrets never appear in this text: the step reads them from stdin (see `SECRETS_STDIN`), one
+base64 line each, and hands them to talosctl/kubectl as process-substitution files, so they touch
+no disk. Everything that decides whether a step runs (images, config digest, VM size) is a plain
+environment value, so `pulumi preview --diff` shows it per node.
+"""
+
+from __future__ import annotations
+
+# One budget for every step that waits on a node over a slow home uplink: the install apply, then
+# bootstrap (installer pull, disk write, reboot, TPM enrolment, etcd start) and each health gate.
+# The provider's own default is 10 minutes (terraform-provider-talos v0.11.0, which
+# pulumiverse-talos 0.8.1 bridges: `Timeouts.Create(ctx, 10*time.Minute)` in
+# pkg/talos/talos_machine_bootstrap_resource.go and talos_machine_configuration_apply_resource.go).
+# A Go duration, as the SDK's BootstrapTimeoutsArgs/TimeoutArgs docstrings and talosctl's
+# `--wait-timeout` take it.
+NODE_TIMEOUT = "30m"
+
+# bash, not sh: the helpers below use process substitution.
+INTERPRETER = ["/bin/bash", "-c"]
+
+# stdin layout the prelude reads: base64(talosconfig), base64(kubeconfig), Proxmox API token.
+PRELUDE = """set -euo pipefail
+read -r talosconfig_b64; read -r kubeconfig_b64; read -r pve_token
+talos() { talosctl --talosconfig <(printf '%s' "$talosconfig_b64" | base64 -d) "$@"; }
+kube() { kubectl --kubeconfig <(printf '%s' "$kubeconfig_b64" | base64 -d) "$@"; }
+pve() { curl -fsS -X POST -H "Authorization: PVEAPIToken=$pve_token" "$PROXMOX_API/$1"; }
+"""
+
+# Where the etcd snapshot taken before the first control-plane upgrade is kept, SOPS-encrypted
+# (the README names it; `.sops.yaml`'s rules match `*.enc.*`).
+SNAPSHOT_DIR = "backups/etcd"
+# How long a restore waits for every control plane's etcd to reach Preparing (as NODE_TIMEOUT).
+RECOVER_WAIT_SECONDS = 1800
+
+
+def script(*lines: str) -> str:
+    return PRELUDE + "\n".join(lines) + "\n"
+
+
+# A step's `update` runs on any input change, also when only the node list in CLUSTER_NODES
+# moved (a node added or removed). Each step prints what it guards when done; its next run sees
+# that as PULUMI_COMMAND_STDOUT (add_previous_output_in_env, on by default: pulumi-command
+# common/inputs.go) and does nothing when the guarded value is unchanged.
+RECORD = 'echo "done $GUARD"'
+UNCHANGED = '[ "${PULUMI_COMMAND_STDOUT:-}" = "done $GUARD" ] && exit 0'
+
+
+def guarded(*lines: str) -> str:
+    return script(UNCHANGED, *lines, RECORD)
+
+
+def health(first_controlplane: str) -> str:
+    """Block until every node is up and etcd/Kubernetes are healthy (server-side check).
+
+    The node lists come from the environment (CLUSTER_CONTROLPLANES, CLUSTER_WORKERS), so the
+    step text stays the same when nodes come and go."""
+    ip = first_controlplane
+    return (
+        f'talos -e {ip} -n {ip} health --control-plane-nodes "$CLUSTER_CONTROLPLANES" '
+        '${CLUSTER_WORKERS:+--worker-nodes "$CLUSTER_WORKERS"} '
+        f"--wait-timeout {NODE_TIMEOUT}"
+    )
+
+
+def skip_if_running(ip: str) -> str:
+    """Skip the upgrade when the node already runs the target Talos version (a re-run after a
+    partial failure). Talos reports it as the `version` resource (pkg/machinery/resources/runtime/
+    version.go, spec.version)."""
+    return (
+        f'[ "$(talos -e {ip} -n {ip} get version -o jsonpath={{.spec.version}})" '
+        f'= "$TALOS_VERSION" ] && {{ {RECORD}; exit 0; }}'
+    )
+
+
+def etcd_snapshot(ip: str) -> list[str]:
+    """Snapshot etcd, encrypt it with sops at once; the plain copy lives in a private temp dir."""
+    return [
+        f"mkdir -p {SNAPSHOT_DIR}",
+        'tmp="$(mktemp -d)"; trap \'rm -rf "$tmp"\' EXIT',
+        f'talos -e {ip} -n {ip} etcd snapshot "$tmp/etcd.db"',
+        f'out="{SNAPSHOT_DIR}/etcd-$(date -u +%Y%m%dT%H%M%SZ)-$TALOS_VERSION.enc.db"',
+        'sops encrypt --filename-override "$out" --output "$out" "$tmp/etcd.db"',
+    ]
+
+
+def upgrade(ip: str, gate: str, snapshot: bool) -> str:
+    lines = [skip_if_running(ip), gate]
+    if snapshot:
+        lines += etcd_snapshot(ip)
+    lines += [f'talos -e {ip} -n {ip} upgrade --image "$TALOS_IMAGE" --wait', gate]
+    return guarded(*lines)
+
+
+def reboot(ip: str, gate: str) -> str:
+    """Activate a staged config: health before, reboot (waits until the node is back), health."""
+    return guarded(gate, f"talos -e {ip} -n {ip} reboot --wait", gate)
+
+
+def restart_vm(proxmox_node: str, gate: str) -> str:
+    """Proxmox applies pending VM changes only on its own restart (`status/reboot`), not on a
+    reboot inside the guest (bpg leaves them pending with reboot_after_update=False)."""
+    return guarded(gate, f'pve "nodes/{proxmox_node}/qemu/$VM_ID/status/reboot"', gate)
+
+
+def upgrade_kubernetes(first_controlplane: str) -> str:
+    ip = first_controlplane
+    return guarded(f'talos -e {ip} -n {ip} upgrade-k8s --to "$KUBERNETES_VERSION"')
+
+
+def recover(first_controlplane: str, controlplanes: list[str]) -> str:
+    """Bootstrap etcd from an encrypted snapshot (RECOVER_SNAPSHOT): Talos's disaster recovery
+    (talos.dev/v1.12/advanced/disaster-recovery) waits until every control plane's etcd service
+    is `Preparing`, then runs `bootstrap --recover-from` on one node; the others join it.
+
+    `service` lists NODE SERVICE STATE ... (siderolabs/talos v1.12.4, cmd/talosctl/cmd/talos/
+    service.go). `bootstrap --recover-from` reads the snapshot twice, for its status and to
+    upload it (cmd/talosctl/cmd/talos/bootstrap.go), so the plaintext needs a real file: a
+    private temp dir removed on exit, as `etcd_snapshot` does. Snapshots are sops's binary
+    format in JSON (the backup CronJob's `*.snapshot.sops.json`, the pre-upgrade `*.enc.db`).
+    """
+    ip = first_controlplane
+    waits = [
+        f'until [ "$(talos -e {cp} -n {cp} service | awk \'$2 == "etcd" {{ print $3 }}\')" '
+        f'= Preparing ]; do [ "$SECONDS" -lt {RECOVER_WAIT_SECONDS} ] || '
+        f'{{ echo "etcd on {cp} never waited in Preparing" >&2; exit 1; }}; sleep 10; done'
+        for cp in controlplanes
+    ]
+    return script(
+        'tmp="$(mktemp -d)"; trap \'rm -rf "$tmp"\' EXIT',
+        'sops decrypt --input-type json --output-type binary --output "$tmp/etcd.db" '
+        '"$RECOVER_SNAPSHOT"',
+        *waits,
+        f'talos -e {ip} -n {ip} bootstrap --recover-from "$tmp/etcd.db"',
+    )
+
+
+def decommission(name: str, ip: str, controlplane: bool, endpoint: str) -> str:
+    """What runs when the node leaves the config, before its VM is destroyed."""
+    lines = []
+    if not controlplane:
+        lines.append(f"kube drain {name} --ignore-daemonsets --delete-emptydir-data --timeout 10m")
+    # Graceful (the default): a control plane leaves etcd first; a worker is cordoned/drained.
+    lines.append(f"talos -e {endpoint} -n {ip} reset --graceful --wait")
+    # A reset leaves the Node object behind.
+    lines.append(f"kube delete node {name} --ignore-not-found")
+    return script(*lines)

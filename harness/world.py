@@ -1,0 +1,285 @@
+"""A stateful fake of the Proxmox VMs and Talos nodes the program acts on.
+
+harness/lifecycle.py feeds it what the engine would do in a run: resource operations (a VM
+created, a config applied, etcd bootstrapped) and the text of every pulumi-command step, which
+the world interprets line by line instead of running. Everything that happens lands in `events`,
+in order, so scenarios assert on what an operator would have seen the cluster do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cluster import steps
+
+
+class StepError(RuntimeError):
+    """A step or provider call the real system would fail (the engine stops the run)."""
+
+
+@dataclass
+class Machine:
+    name: str
+    ip: str
+    proxmox_node: str
+    size: tuple[int, int, int]
+    pending_size: tuple[int, int, int] | None = None
+    # None: maintenance mode (booted from the ISO, no config yet).
+    version: str | None = None
+    image: str | None = None
+    active_config: str | None = None
+    staged_config: str | None = None
+    controlplane: bool = False
+    etcd_member: bool = False
+    node_object: bool = False
+    down: bool = False
+    wiped: bool = False
+
+    @property
+    def installed(self) -> bool:
+        return self.version is not None and not self.wiped
+
+
+@dataclass
+class World:
+    machines: dict[str, Machine] = field(default_factory=dict)  # by VM name
+    etcd_bootstrapped: bool = False
+    kubernetes_version: str | None = None
+    events: list[tuple[str, ...]] = field(default_factory=list)
+    vm_names: dict[int, str] = field(default_factory=dict)  # Proxmox VM id → VM name
+
+    # -- lookups ----------------------------------------------------------------------------
+    def at(self, ip: str) -> Machine:
+        """The machine answering at ip: a call to an address nothing answers at fails."""
+        found = [m for m in self.machines.values() if m.ip == ip and not m.down]
+        if not found:
+            raise StepError(f"nothing answers at {ip}")
+        return found[0]
+
+    def log(self, *event: str) -> None:
+        self.events.append(event)
+
+    # -- Proxmox ----------------------------------------------------------------------------
+    def vm_created(self, inputs: dict[str, Any], ip: str, controlplane: bool) -> None:
+        name = inputs["name"]
+        self.vm_names[inputs["vmId"]] = name
+        self.machines[name] = Machine(
+            name=name,
+            ip=ip,
+            proxmox_node=inputs["nodeName"],
+            size=_size(inputs),
+            controlplane=controlplane,
+        )
+        self.log("vm-create", name)
+
+    def vm_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        machine = self.machines[new["name"]]
+        if _size(old) != _size(new):
+            if new.get("rebootAfterUpdate", True):
+                # bpg's default: Proxmox restarts the VM at once to apply the change.
+                machine.size = _size(new)
+                self._reboot(machine, "vm-update")
+            else:
+                machine.pending_size = _size(new)
+        self.log("vm-update", machine.name)
+
+    def vm_deleted(self, inputs: dict[str, Any]) -> None:
+        machine = self.machines.pop(inputs["name"])
+        if machine.etcd_member or machine.node_object:
+            self.log("vm-destroyed-in-cluster", machine.name)
+        self.log("vm-delete", machine.name)
+
+    # -- Talos provider ---------------------------------------------------------------------
+    def config_applied(self, inputs: dict[str, Any], config: str) -> None:
+        mode = inputs.get("applyMode", "auto")
+        machine = self.at(inputs["node"])
+        if not config_names(config, machine.name):
+            raise StepError(f"config for another node applied to {machine.name}")
+        if not machine.installed:
+            # Maintenance mode takes only auto/reboot/try (talos internal/app/maintenance).
+            if mode not in ("auto", "reboot"):
+                raise StepError(f"apply --mode={mode} is not supported in maintenance mode")
+            machine.version, machine.image = _image_version(config), _image(config)
+            machine.active_config = config
+            self.log("install", machine.name, machine.version or "")
+            self._join(machine)
+            return
+        if mode == "staged":
+            machine.staged_config = config
+            self.log("stage", machine.name, _kubernetes(config))
+        else:
+            machine.active_config = config
+            self.log("apply", machine.name, _kubernetes(config))
+            self._reboot(machine, "apply")
+
+    def bootstrapped(self, inputs: dict[str, Any]) -> None:
+        # The provider retries every error but InvalidArgument until its timeout.
+        self._start_etcd(self.at(inputs["node"]), "bootstrap")
+
+    def recovered(self, machine: Machine) -> None:
+        """`talosctl bootstrap --recover-from`: refused like a bootstrap when etcd has members;
+        the others join the recovered one."""
+        self._start_etcd(machine, "bootstrap-recover")
+
+    def _start_etcd(self, machine: Machine, event: str) -> None:
+        members = [m for m in self.machines.values() if m.etcd_member and m is not machine]
+        if members:
+            raise StepError(f"{event} on {machine.name}: etcd already has members")
+        self.etcd_bootstrapped = True
+        machine.etcd_member = True
+        self.log(event, machine.name)
+        for other in self.machines.values():
+            self._join(other)
+
+    def _join(self, machine: Machine) -> None:
+        if machine.installed and (self.etcd_bootstrapped or not machine.controlplane):
+            machine.etcd_member = machine.controlplane and self.etcd_bootstrapped
+            machine.node_object = self.etcd_bootstrapped
+
+    def _reboot(self, machine: Machine, why: str) -> None:
+        if machine.staged_config is not None:
+            machine.active_config, machine.staged_config = machine.staged_config, None
+        self.log("reboot", machine.name, why)
+
+    def healthy(self) -> bool:
+        return self.etcd_bootstrapped and all(
+            m.installed and not m.down for m in self.machines.values()
+        )
+
+    # -- pulumi-command steps ---------------------------------------------------------------
+    def run_step(self, name: str, text: str, env: dict[str, str], previous_stdout: str) -> str:
+        """Interpret one step's script as bash would run it; returns its stdout."""
+        if text.startswith(_ESCROW):
+            # An escrow export (settings/escrow.py escrow_command): a sops write, no node touched.
+            self.log("escrow", text.split("--output ", 1)[1].split(maxsplit=1)[0])
+            return ""
+        if not text.startswith(steps.PRELUDE):
+            raise AssertionError(f"step {name} does not start with the secrets prelude")
+        env = {**env, "PULUMI_COMMAND_STDOUT": previous_stdout}
+        stdout: list[str] = []
+        self.log("step", name)
+        for line in text.removeprefix(steps.PRELUDE).splitlines():
+            if line == steps.UNCHANGED:
+                if previous_stdout == f"done {env['GUARD']}":
+                    return previous_stdout
+                continue
+            if line == steps.RECORD:
+                stdout.append(f"done {env['GUARD']}")
+                continue
+            if self._line(name, _expand(line, env), env, stdout) == "exit":
+                break
+        return "\n".join(stdout)
+
+    def _line(self, name: str, line: str, env: dict[str, str], stdout: list[str]) -> str | None:
+        if match := re.match(r'\[ "\$\(talos -e \S+ -n (\S+) get version .*\)" = (\S+) \]', line):
+            if self.at(match[1]).version == match[2]:
+                self.log("skip", self.at(match[1]).name)
+                stdout.append(f"done {env['GUARD']}")
+                return "exit"
+            return None
+        if " health " in line:
+            if not self.healthy():
+                raise StepError(f"{name}: cluster not healthy within the wait timeout")
+            self.log("health")
+            return None
+        if match := re.match(_WAIT_PREPARING, line):
+            # Talos: etcd waits in Preparing on an installed control plane until etcd exists.
+            machine = self.at(match[1])
+            if not (machine.installed and machine.controlplane) or self.etcd_bootstrapped:
+                raise StepError(f"{name}: etcd on {machine.name} never waited in Preparing")
+            self.log("etcd-preparing", machine.name)
+            return None
+        for pattern, action in self._actions():
+            if match := re.match(pattern, line):
+                action(match)
+                return None
+        if not line.startswith(_HARMLESS):
+            raise AssertionError(f"step {name}: the world cannot interpret {line!r}")
+        return None
+
+    def _actions(self) -> list[tuple[str, Callable[[re.Match[str]], None]]]:
+        node = r"talos -e \S+ -n (\S+)"
+        return [
+            (rf"{node} upgrade --image (\S+) --wait$", self._upgrade),
+            (rf"{node} reboot --wait$", lambda m: self._reboot(self.at(m[1]), "reboot")),
+            (rf"{node} etcd snapshot ", lambda m: self.log("etcd-snapshot", self.at(m[1]).name)),
+            (r'sops encrypt --filename-override "\$out" ', lambda m: self.log("encrypted")),
+            (r'pve "?nodes/(\S+)/qemu/(\d+)/status/reboot"?$', self._vm_restart),
+            (rf"{node} upgrade-k8s --to (\S+)$", self._upgrade_kubernetes),
+            (r"kube drain (\S+) ", lambda m: self.log("drain", m[1])),
+            (rf"{node} reset --graceful --wait$", self._reset),
+            (r"kube delete node (\S+) ", self._delete_node),
+            (r"sops decrypt .* (\S+)$", lambda m: self.log("decrypt-snapshot", m[1])),
+            (rf"{node} bootstrap --recover-from ", lambda m: self.recovered(self.at(m[1]))),
+        ]
+
+    def _upgrade(self, match: re.Match[str]) -> None:
+        machine = self.at(match[1])
+        machine.image, machine.version = match[2], match[2].rsplit(":", 1)[1]
+        self._reboot(machine, "upgrade")
+        self.log("upgrade", machine.name, match[2].rsplit(":", 1)[1])
+
+    def _vm_restart(self, match: re.Match[str]) -> None:
+        machine = self.machines[self.vm_names[int(match[2])]]
+        assert machine.proxmox_node == match[1], "restart sent to the wrong Proxmox node"
+        machine.size, machine.pending_size = machine.pending_size or machine.size, None
+        self._reboot(machine, "vm-restart")
+
+    def _upgrade_kubernetes(self, match: re.Match[str]) -> None:
+        self.at(match[1])
+        self.kubernetes_version = match[2]
+        self.log("upgrade-k8s", match[2])
+
+    def _reset(self, match: re.Match[str]) -> None:
+        machine = self.at(match[1])
+        if machine.etcd_member:
+            machine.etcd_member = False
+            self.log("etcd-leave", machine.name)
+        machine.wiped = True
+        self.log("reset", machine.name)
+
+    def _delete_node(self, match: re.Match[str]) -> None:
+        self.machines[match[1]].node_object = False
+        self.log("node-delete", match[1])
+
+
+def config_names(config: str, name: str) -> bool:
+    return f"hostname: {name}\n" in config
+
+
+def _size(inputs: dict[str, Any]) -> tuple[int, int, int]:
+    return (
+        inputs["cpu"]["cores"],
+        inputs["memory"]["dedicated"],
+        inputs["disks"][0]["size"],
+    )
+
+
+def _image(config: str) -> str | None:
+    match = re.search(r"image: (\S+installer\S+)", config)
+    return match[1] if match else None
+
+
+def _image_version(config: str) -> str | None:
+    image = _image(config)
+    return image.rsplit(":", 1)[1] if image else None
+
+
+def _kubernetes(config: str) -> str:
+    match = re.search(r"kubelet:v(\S+)", config)
+    return match[1] if match else ""
+
+
+def _expand(line: str, env: dict[str, str]) -> str:
+    line = re.sub(r'"\$\{?(\w+)\}?"', lambda m: env.get(m[1], m[0]), line)
+    return re.sub(r"\$\{?([A-Z_]+)\}?", lambda m: env.get(m[1], m[0]), line)
+
+
+_ESCROW = "sops encrypt --filename-override "
+_WAIT_PREPARING = r'until \[ "\$\(talos -e \S+ -n (\S+) service \| awk .*= Preparing \]; do '
+
+# Local bookkeeping lines of the snapshot step: nothing for the world to do.
+_HARMLESS = ("mkdir -p backups/etcd", 'tmp="$(mktemp -d)"', 'out="backups/etcd/')

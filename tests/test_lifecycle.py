@@ -1,0 +1,283 @@
+"""Day two, proven over successive runs of the real program against a fake Proxmox + Talos.
+
+Each scenario creates the cluster, then makes one config edit and runs `pulumi up` again
+(harness/lifecycle.py carries the state as the engine does; harness/world.py plays the nodes).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine import SECRET_SIG
+from harness.environment import committed_config, ha_config
+from harness.lifecycle import Lifecycle, RunResult
+from harness.tokens import BOOTSTRAP, COMMAND, VM
+from settings.compatibility import KUBERNETES_BY_TALOS_MINOR, KubernetesRange
+
+Config = dict[str, Any]
+
+
+@pytest.fixture(params=["single-node", "3cp-2w"])
+def layout(request: pytest.FixtureRequest) -> Config:
+    config = committed_config() if request.param == "single-node" else ha_config()
+    config["cluster"]["kubernetesVersion"] = "v1.34.3"
+    return config
+
+
+@pytest.fixture
+def created(
+    layout: Config, secrets_file: Path, sops: Path, age_key: Path
+) -> tuple[Lifecycle, Config]:
+    sim = Lifecycle(str(secrets_file))
+    result = sim.up(layout)
+    assert result.error is None, result.error
+    return sim, layout
+
+
+def edited(config: Config, edit: Callable[[Config], None]) -> Config:
+    changed = copy.deepcopy(config)
+    edit(changed)
+    return changed
+
+
+def names(config: Config, role: str | None = None) -> list[str]:
+    return [n["name"] for n in config["nodes"] if role is None or n["role"] == role]
+
+
+def rolled_in_order(result: RunResult, kind: str, expected: list[str]) -> None:
+    """`kind` events hit exactly `expected`, in that order, each between two health checks."""
+    hits = [
+        i for i, event in enumerate(result.events) if event[:2] in {(kind, n) for n in expected}
+    ]
+    assert [result.events[i][1] for i in hits] == expected
+    for i in hits:
+        before, after = result.events[:i], result.events[i + 1 :]
+        last_disruption = max(
+            (j for j, e in enumerate(before) if e[0] == "reboot" and j != i - 1), default=-1
+        )
+        assert ("health",) in before[last_disruption + 1 :], f"no health gate before {i}"
+        assert ("health",) in after, f"no health check after {result.events[i]}"
+
+
+def never_two_controlplanes_at_once(result: RunResult, config: Config) -> None:
+    cps = set(names(config, "controlplane"))
+    reboots = [i for i, e in enumerate(result.events) if e[0] == "reboot" and e[1] in cps]
+    for first, second in itertools.pairwise(reboots):
+        assert ("health",) in result.events[first + 1 : second], result.events[first : second + 1]
+
+
+def test_create_installs_every_node_at_its_static_ip_and_bootstraps_once(created: Any) -> None:
+    sim, config = created
+    for node in config["nodes"]:
+        machine = sim.world.machines[node["name"]]
+        assert (machine.ip, machine.version) == (node["ip"], config["cluster"]["talosVersion"])
+    assert [e for e in sim.world.events if e[0] == "bootstrap"] == [("bootstrap", "talos-cp-1")]
+    # Nothing rolls on create; one health check once the cluster is up.
+    assert not [e for e in sim.world.events if e[0] in {"reboot", "upgrade", "upgrade-k8s"}]
+    assert sim.world.events[-1] == ("health",)
+
+
+def test_a_second_run_without_change_changes_nothing(created: Any) -> None:
+    sim, config = created
+    result = sim.up(config)
+    assert (result.error, result.changed(), result.events) == (None, {}, [])
+
+
+def test_a_config_change_is_staged_then_rolled_node_by_node(created: Any) -> None:
+    sim, config = created
+    result = sim.up(edited(config, lambda c: c["network"]["nameservers"].append("8.8.8.8")))
+    assert result.error is None, result.error
+    assert result.of("apply") == []  # nothing applied in a mode that reboots by itself
+    assert {e[1] for e in result.of("stage")} == set(names(config))
+    order = names(config, "controlplane") + names(config, "worker")
+    reboots = [e[1] for e in result.events if e[0] == "reboot"]
+    assert reboots == order
+    never_two_controlplanes_at_once(result, config)
+    rolled_in_order(result, "reboot", order)
+    assert all("8.8.8.8" in (m.active_config or "") for m in sim.world.machines.values())
+
+
+def test_a_talos_bump_upgrades_node_by_node_after_a_snapshot(created: Any) -> None:
+    sim, config = created
+    already = names(config)[-1]  # e.g. upgraded by hand after a failed run
+    sim.world.machines[already].version = "v1.12.5"
+    result = sim.up(edited(config, lambda c: c["cluster"].update(talosVersion="v1.12.5")))
+    assert result.error is None, result.error
+    expected = [n for n in names(config, "controlplane") + names(config, "worker") if n != already]
+    rolled_in_order(result, "upgrade", expected)
+    assert ("skip", already) in result.events
+    if not expected:  # a single node already at the target: nothing to do, not even a snapshot
+        assert result.of("upgrade") == result.of("etcd-snapshot") == result.of("reboot") == []
+        return
+    first_upgrade = next(i for i, e in enumerate(result.events) if e[0] == "upgrade")
+    snapshot = result.events.index(("etcd-snapshot", "talos-cp-1"))
+    assert ("health",) in result.events[:snapshot]
+    assert snapshot < result.events.index(("encrypted",)) < first_upgrade
+    assert all(m.version == "v1.12.5" for m in sim.world.machines.values())
+    # The upgrade's own reboot activates the staged config: no second reboot per node.
+    assert [e for e in result.events if e[0] == "reboot" and e[2] != "upgrade"] == []
+    never_two_controlplanes_at_once(result, config)
+
+
+def test_an_unsupported_talos_jump_stops_before_anything_runs(
+    created: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim, config = created
+    # Every minor the table knows today (1.12, 1.13) is reachable from every other: a future
+    # minor three steps up, with a range that admits the running Kubernetes, makes the jump.
+    monkeypatch.setitem(
+        KUBERNETES_BY_TALOS_MINOR, (1, 15), KubernetesRange(minimum=(1, 33, 0), maximum=(1, 38, 99))
+    )
+    result = sim.up(edited(config, lambda c: c["cluster"].update(talosVersion="v1.15.0")))
+    assert "homelab:cluster.talosVersion" in str(result.error)
+    assert "v1.12.4" in str(result.error)
+    assert result.events == []
+    assert all(m.version == "v1.12.4" for m in sim.world.machines.values())
+    # The refused run did not move the record: the fix can be retried.
+    assert sim.outputs["deployed"]["talosVersion"] == "v1.12.4"
+
+
+def test_a_kubernetes_bump_runs_upgrade_k8s_before_any_config_carries_it(created: Any) -> None:
+    sim, config = created
+    result = sim.up(edited(config, lambda c: c["cluster"].update(kubernetesVersion="v1.35.0")))
+    assert result.error is None, result.error
+    assert result.of("upgrade-k8s") == [("upgrade-k8s", "1.35.0")]
+    k8s = result.events.index(("upgrade-k8s", "1.35.0"))
+    carrying = [
+        i for i, e in enumerate(result.events) if e[0] in {"stage", "apply"} and e[2] == "1.35.0"
+    ]
+    assert carrying and min(carrying) > k8s
+    assert result.of("apply") == []
+
+
+def test_a_multi_minor_kubernetes_jump_is_refused_up_front(created: Any) -> None:
+    sim, config = created
+    result = sim.up(edited(config, lambda c: c["cluster"].update(kubernetesVersion="v1.36.0")))
+    assert "homelab:cluster.kubernetesVersion" in str(result.error)
+    assert result.events == []
+
+
+def _worker(config: Config, index: int) -> dict[str, Any]:
+    base = config["nodes"][0]
+    return {
+        **base,
+        "name": f"talos-worker-{index}",
+        "role": "worker",
+        "ip": f"192.168.20.12{index}",
+        "mac": f"BC:24:11:CA:FE:2{index}",
+    }
+
+
+def test_adding_a_worker_touches_only_that_node(created: Any) -> None:
+    sim, config = created
+    bigger = edited(config, lambda c: c["nodes"].append(_worker(c, 9)))
+    result = sim.up(bigger)
+    assert result.error is None, result.error
+    created_now = {key.split("::")[1] for key, op in result.changed().items() if op != "update"}
+    assert all(name.startswith("talos-worker-9") for name in created_now), created_now
+    assert [e for e in result.events if e[0] in {"upgrade", "reset", "install"}] == [
+        ("install", "talos-worker-9", "v1.12.4")
+    ]
+    # Only a node whose own config changed reboots: a lone control plane stops running
+    # workloads once there is a worker (allowSchedulingOnControlPlanes, cluster/patches.py).
+    restaged = [e[1] for e in result.of("stage") if e[1] != "talos-worker-9"]
+    assert [e[1] for e in result.of("reboot")] == restaged
+    assert restaged == ([] if len(names(config)) > 1 else ["talos-cp-1"])
+    assert result.events[-1] == ("health",)  # the health step guards the node set
+
+
+def test_removing_a_worker_drains_and_resets_it_before_its_vm_goes(created: Any) -> None:
+    sim, config = created
+    bigger = edited(config, lambda c: c["nodes"].append(_worker(c, 9)))
+    assert sim.up(bigger).error is None
+    result = sim.up(config)
+    assert result.error is None, result.error
+    gone = "talos-worker-9"
+    sequence = [e for e in result.events if len(e) > 1 and e[1] == gone and e[0] != "step"]
+    assert sequence == [
+        ("drain", gone),
+        ("reset", gone),
+        ("node-delete", gone),
+        ("vm-delete", gone),
+    ]
+    assert result.op(VM, gone) == "delete"
+    assert gone not in sim.world.machines
+
+
+def test_removing_control_planes_leaves_etcd_one_at_a_time(created: Any) -> None:
+    sim, config = created
+    if len(names(config, "controlplane")) == 1:
+        result = sim.up(edited(config, lambda c: c["nodes"].pop(0)))
+        assert "homelab:nodes" in str(result.error)
+        assert result.events == []
+        return
+    smaller = edited(config, lambda c: c["nodes"].__delitem__(slice(1, 3)))
+    result = sim.up(smaller)
+    assert result.error is None, result.error
+    for gone in ("talos-cp-2", "talos-cp-3"):
+        leave = result.events.index(("etcd-leave", gone))
+        assert leave < result.events.index(("vm-delete", gone))
+    assert result.of("vm-destroyed-in-cluster") == []
+    # One at a time, the last in config order first (the decommissions are chained).
+    assert [e[1] for e in result.of("etcd-leave")] == ["talos-cp-3", "talos-cp-2"]
+    assert [m.name for m in sim.world.machines.values() if m.etcd_member] == ["talos-cp-1"]
+
+
+def test_a_vm_resize_is_rolled_by_proxmox_restarts(created: Any) -> None:
+    sim, config = created
+
+    def resize(c: Config) -> None:
+        for node in c["nodes"]:
+            node["cores"] = 8
+
+    result = sim.up(edited(config, resize))
+    assert result.error is None, result.error
+    order = names(config, "controlplane") + names(config, "worker")
+    reboots = [e for e in result.events if e[0] == "reboot"]
+    assert reboots == [("reboot", n, "vm-restart") for n in order]
+    rolled_in_order(result, "reboot", order)
+    never_two_controlplanes_at_once(result, config)
+    assert all(m.size[0] == 8 and m.pending_size is None for m in sim.world.machines.values())
+
+
+def test_a_run_while_a_node_is_down_does_not_wait_on_health(created: Any) -> None:
+    sim, config = created
+    sim.world.machines[names(config)[-1]].down = True
+    result = sim.up(config)
+    assert (result.error, result.changed(), result.events) == (None, {}, [])
+
+
+def test_replacing_the_first_control_planes_vm(created: Any) -> None:
+    """A lone control plane's new VM is bootstrapped again; with several, it joins their etcd."""
+    sim, config = created
+    alone = len(names(config, "controlplane")) == 1
+    result = sim.up(config, replace=["talos-cp-1"])
+    assert result.error is None, result.error
+    assert result.op(BOOTSTRAP, "bootstrap") == ("replace" if alone else "same")
+    assert (("bootstrap", "talos-cp-1") in result.events) == alone
+    assert sim.world.machines["talos-cp-1"].etcd_member
+    assert result.op(COMMAND, "talos-cp-1-decommission") == "same"
+
+
+def test_steps_get_secrets_on_stdin_only_and_show_what_moves(created: Any) -> None:
+    """Item 7: the preview diff can show each step's environment (plain), never its secrets."""
+    sim, config = created
+    result = sim.up(edited(config, lambda c: c["cluster"].update(talosVersion="v1.12.5")))
+    assert result.program is not None
+    for step in result.program.of_type(COMMAND):
+        raw = step.raw_inputs
+        assert SECRET_SIG in json.dumps(raw["stdin"]), step.name
+        assert SECRET_SIG not in json.dumps(raw.get("environment", {})), step.name
+        text = " ".join(str(step.inputs.get(k, "")) for k in ("create", "update", "delete"))
+        assert "context: homelab" not in text and "apiVersion: v1" not in text
+    steps = result.program.of_type(COMMAND)
+    upgrades = [s for s in steps if s.name.startswith("talos-") and s.name.endswith("-upgrade")]
+    assert len(upgrades) == len(config["nodes"])
+    assert {s.inputs["environment"]["TALOS_VERSION"] for s in upgrades} == {"v1.12.5"}
