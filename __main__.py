@@ -20,6 +20,13 @@ from settings import (
     parse_settings,
     secret_values,
 )
+from settings.escrow import (
+    Decrypter,
+    load_certificate,
+    load_deploy_key,
+    load_machine_secrets,
+    serve_import,
+)
 from settings.upgrades import check_moves, deployed_record
 
 
@@ -64,6 +71,37 @@ try:
     check_substitutions(settings.flux_settings, decrypted, settings.secrets_file)
     # The one check that asks a provider: Image Factory's catalogue for the Talos version.
     extensions = catalogue_checked_extensions(settings)
+    # The escrow files (README "Backup and restore"), decrypted as the secrets file is.
+    escrow_sops = Decrypter(settings.gitops.age_key_file, os.environ)
+    escrowed = load_machine_secrets(
+        settings.backup.escrow_file, "homelab:backup.escrowFile", escrow_sops
+    )
+    deploy_key_escrow = (
+        load_deploy_key(
+            settings.backup.deploy_key_file, "homelab:backup.deployKeyFile", escrow_sops
+        )
+        if settings.gitops.uses_ssh
+        else None
+    )
+    certificate_escrow = load_certificate(
+        settings.backup.certificate_file, "homelab:backup.certificateFile", escrow_sops
+    )
+    if settings.backup.restore_from is not None and escrowed is None:
+        raise ConfigError(
+            "homelab:backup.restoreFrom",
+            str(settings.backup.restore_from),
+            "needs the escrowed Talos secrets the snapshot was taken under "
+            f"({settings.backup.escrow_file} does not exist)",
+            "restore the escrow file from git",
+        )
+    if settings.backup.adopt_secrets and escrowed is None:
+        raise ConfigError(
+            "homelab:backup.adoptSecrets",
+            True,
+            f"needs the escrow file {settings.backup.escrow_file}, which does not exist",
+            "restore it from git (or set homelab:backup.escrowFile), or set adoptSecrets: false "
+            "to create a new cluster",
+        )
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None
@@ -102,6 +140,9 @@ cluster = TalosCluster(
         installer_image=infra.installer_image,
         node_addresses=infra.node_addresses,
         vms=infra.vms,
+        escrowed=escrowed,
+        # Adopt: import the escrowed secrets instead of generating new ones.
+        adopt_from=serve_import(escrowed) if settings.backup.adopt_secrets and escrowed else None,
     ),
 )
 day_two = DayTwo(
@@ -123,7 +164,16 @@ day_two = DayTwo(
 kubeconfig = pulumi.Output.secret(
     pulumi.Output.all(cluster.kubeconfig, day_two.healthy).apply(lambda pair: pair[0])
 )
-gitops = GitOps("gitops", GitOpsArgs(settings=settings, secrets=secrets, kubeconfig=kubeconfig))
+gitops = GitOps(
+    "gitops",
+    GitOpsArgs(
+        settings=settings,
+        secrets=secrets,
+        kubeconfig=kubeconfig,
+        deploy_key_escrow=deploy_key_escrow,
+        certificate_escrow=certificate_escrow,
+    ),
+)
 
 pulumi.export("deployed", deployed_record(settings))
 pulumi.export("vmIds", infra.vm_ids)

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pulumi
 import pulumiverse_talos as talos
 from pulumiverse_talos.machine import outputs as machine_outputs
 
+from cluster.escrow import SecretsEscrow, SecretsEscrowArgs
 from cluster.patches import node_patches, render
+from cluster.restore import recover_bootstrap
 from cluster.steps import NODE_TIMEOUT
 from settings import Role, Settings
+from settings.escrow import Escrow
 
 ClientConfigurationT = TypeVar("ClientConfigurationT")
+OutputT = TypeVar("OutputT")
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,10 @@ class TalosClusterArgs:
     node_addresses: Mapping[str, pulumi.Output[str]]
     # The VMs by node name: a replaced VM boots into maintenance mode again (see below).
     vms: Mapping[str, pulumi.Resource]
+    # The escrow file's secrets, when it exists (settings/escrow.py); with adopt_from, the
+    # import ID (a FIFO path, see settings/escrow.py serve_import) to adopt them from.
+    escrowed: Escrow | None = None
+    adopt_from: str | None = None
 
 
 class TalosCluster(pulumi.ComponentResource):
@@ -53,18 +61,31 @@ class TalosCluster(pulumi.ComponentResource):
             "machine-secrets",
             talos_version=settings.cluster.talos_version,
             # The cluster's CA and tokens are made once; a Talos upgrade must never rotate them.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["talosVersion"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=["talosVersion"], import_=args.adopt_from
+            ),
         )
+        escrow = SecretsEscrow(
+            "escrow",
+            SecretsEscrowArgs(settings.backup.escrow_file, secrets.machine_secrets, args.escrowed),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Nothing reaches a node unless the state and the escrow file hold the same secrets.
+        checked = escrow.checked_bundle
         machine_configurations = {
             role: pulumi.Output.secret(
                 talos.machine.get_configuration_output(
                     cluster_name=settings.cluster.name,
                     cluster_endpoint=settings.api_endpoint,
                     machine_type=role.value,
-                    machine_secrets=secrets.machine_secrets.apply(_machine_secrets),
+                    machine_secrets=_after(checked, secrets.machine_secrets).apply(
+                        _machine_secrets
+                    ),
                     # The config's feature contract stays at the version the cluster was made
                     # with (secrets ignore later versions): an upgrade swaps the OS, not features.
-                    talos_version=secrets.talos_version,
+                    talos_version=secrets.talos_version.apply(
+                        lambda v: _contract_version(v, settings)
+                    ),
                     kubernetes_version=_kubernetes_version(settings),
                     docs=False,
                     examples=False,
@@ -74,7 +95,9 @@ class TalosCluster(pulumi.ComponentResource):
             for role in sorted({node.role for node in settings.nodes})
         }
 
-        client_configuration = _client_configuration(secrets, talos.machine.ClientConfigurationArgs)
+        client_configuration = _client_configuration(
+            secrets, talos.machine.ClientConfigurationArgs, checked
+        )
         applies: dict[str, talos.machine.ConfigurationApply] = {}
         for node in settings.nodes:
             address = args.node_addresses[node.name]
@@ -104,48 +127,61 @@ class TalosCluster(pulumi.ComponentResource):
             )
 
         first = settings.bootstrap_node
-        bootstrap = talos.machine.Bootstrap(
-            "bootstrap",
-            node=str(first.ip),
-            endpoint=str(first.ip),
-            client_configuration=client_configuration,
-            timeouts=talos.machine.BootstrapTimeoutsArgs(create=NODE_TIMEOUT),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                # etcd can only be bootstrapped once the node has its config and runs installed.
-                depends_on=[applies[first.name]],
-                # A lone control plane's new VM starts an empty etcd: bootstrap it again. With
-                # several, the new VM joins the others' etcd, and a second bootstrap would fail:
-                # the provider retries every error but InvalidArgument until its timeout, with no
-                # AlreadyExists case (terraform-provider-talos v0.11.0,
-                # pkg/talos/talos_machine_bootstrap_resource.go, Create).
-                replace_with=[args.vms[first.name]] if len(settings.controlplanes) == 1 else None,
-            ),
-        )
-        kubeconfig = talos.cluster.Kubeconfig(
-            "kubeconfig",
-            node=str(first.ip),
-            endpoint=str(first.ip),
-            client_configuration=_client_configuration(
-                secrets, talos.cluster.KubeconfigClientConfigurationArgs
-            ),
-            # Kubernetes certificates exist only after etcd is bootstrapped.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
-        )
         controlplane_ips = [str(node.ip) for node in settings.controlplanes]
-        # Health is cluster/rollout.py's `cluster-health` step: it runs when what it guards moves.
-        self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
         self.talosconfig = pulumi.Output.secret(
             talos.client.get_configuration_output(
                 cluster_name=settings.cluster.name,
                 client_configuration=_client_configuration(
-                    secrets, talos.client.GetConfigurationClientConfigurationArgs
+                    secrets, talos.client.GetConfigurationClientConfigurationArgs, checked
                 ),
                 endpoints=controlplane_ips,
                 nodes=[str(node.ip) for node in settings.nodes],
                 opts=invoke,
             ).talos_config
         )
+        # A lone control plane's new VM starts an empty etcd: bootstrap (or recover) it again.
+        # With several, the new VM joins the others' etcd, and a second bootstrap would fail:
+        # the provider retries every error but InvalidArgument until its timeout, with no
+        # AlreadyExists case (terraform-provider-talos v0.11.0,
+        # pkg/talos/talos_machine_bootstrap_resource.go, Create).
+        rebootstrap = [args.vms[first.name]] if len(settings.controlplanes) == 1 else None
+        bootstrap: pulumi.CustomResource
+        if settings.backup.restore_from is not None:
+            # The provider's Bootstrap has no recovery option: see cluster/restore.py.
+            bootstrap = recover_bootstrap(
+                self,
+                settings,
+                settings.backup.restore_from,
+                self.talosconfig,
+                after=[applies[node.name] for node in settings.controlplanes],
+                replace_with=rebootstrap,
+            )
+        else:
+            bootstrap = talos.machine.Bootstrap(
+                "bootstrap",
+                node=str(first.ip),
+                endpoint=str(first.ip),
+                client_configuration=client_configuration,
+                timeouts=talos.machine.BootstrapTimeoutsArgs(create=NODE_TIMEOUT),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    # etcd can be bootstrapped only once the node has its config and is installed.
+                    depends_on=[applies[first.name]],
+                    replace_with=rebootstrap,
+                ),
+            )
+        kubeconfig = talos.cluster.Kubeconfig(
+            "kubeconfig",
+            node=str(first.ip),
+            endpoint=str(first.ip),
+            client_configuration=_client_configuration(
+                secrets, talos.cluster.KubeconfigClientConfigurationArgs, checked
+            ),
+            # Kubernetes certificates exist only after etcd is bootstrapped.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bootstrap]),
+        )
+        # Health is cluster/rollout.py's `cluster-health` step: it runs when what it guards moves.
+        self.kubeconfig = pulumi.Output.secret(kubeconfig.kubeconfig_raw)
         self.client_configuration = client_configuration
         self.machine_configurations = machine_configurations
         self.installs = dict(applies)
@@ -163,14 +199,17 @@ class TalosCluster(pulumi.ComponentResource):
 
 
 def _client_configuration(
-    secrets: talos.machine.Secrets, args_type: Callable[..., ClientConfigurationT]
+    secrets: talos.machine.Secrets,
+    args_type: Callable[..., ClientConfigurationT],
+    checked: pulumi.Output[Any],
 ) -> pulumi.Output[ClientConfigurationT]:
-    """The cluster's client certificate as the typed input of one resource or invoke.
+    """The cluster's client certificate as the typed input of one resource or invoke, resolved
+    only once `checked` (the escrow check) did.
 
     Each consumer declares its own class for the same three fields, hence `args_type`.
     """
     return pulumi.Output.secret(
-        secrets.client_configuration.apply(
+        _after(checked, secrets.client_configuration).apply(
             lambda c: args_type(
                 ca_certificate=c.ca_certificate,
                 client_certificate=c.client_certificate,
@@ -178,6 +217,20 @@ def _client_configuration(
             )
         )
     )
+
+
+def _after(gate: pulumi.Output[Any], value: pulumi.Output[OutputT]) -> pulumi.Output[OutputT]:
+    """`value`, resolved only once `gate` did. Chained rather than Output.all, which hands the
+    apply plain dicts instead of the resource's typed output classes."""
+    return gate.apply(lambda _: value)
+
+
+def _contract_version(recorded: str, settings: Settings) -> str:
+    """An imported Secrets resource records talos_version v1.3 (v1.2 with AES-CBC), as the
+    provider's ImportState does (terraform-provider-talos v0.11.0
+    pkg/talos/talos_machine_secrets_resource.go); no cluster of this program predates v1.12, so
+    such a marker means "adopted": use the configured version."""
+    return settings.cluster.talos_version if recorded in ("v1.2", "v1.3") else recorded
 
 
 def _machine_secrets(

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from settings import Node, Settings
+from settings.backup import BACKUP_NAMESPACE, ETCD_BACKUP_ROLE
 
 LINK_ALIAS = "net0"
 Document = dict[str, Any]
@@ -42,7 +43,7 @@ def machine_patch(settings: Settings, node: Node, installer_image: str) -> Docum
     if node.is_controlplane and not settings.workers:
         # A cluster of control planes only must run workloads on them.
         cluster["allowSchedulingOnControlPlanes"] = True
-    return {
+    patch: Document = {
         "machine": {
             "install": {"disk": settings.cluster.install_disk, "image": installer_image},
             "kubelet": {
@@ -52,6 +53,23 @@ def machine_patch(settings: Settings, node: Node, installer_image: str) -> Docum
             },
         },
         "cluster": cluster,
+    }
+    if node.is_controlplane:
+        patch["machine"]["features"] = {"kubernetesTalosAPIAccess": talos_api_access()}
+    return patch
+
+
+def talos_api_access() -> Document:
+    """Let the etcd snapshot CronJob reach the Talos API with the etcd-backup role only.
+
+    Control planes only: Talos rejects the feature on workers ("can only be enabled on control
+    plane machines", pkg/machinery/config/types/v1alpha1/v1alpha1_validation.go, v1.12 and v1.13),
+    and the CRD and API endpoint it serves come from the control planes.
+    """
+    return {
+        "enabled": True,
+        "allowedRoles": [ETCD_BACKUP_ROLE],
+        "allowedKubernetesNamespaces": [BACKUP_NAMESPACE],
     }
 
 

@@ -40,6 +40,8 @@ pve() { curl -fsS -X POST -H "Authorization: PVEAPIToken=$pve_token" "$PROXMOX_A
 # Where the etcd snapshot taken before the first control-plane upgrade is kept, SOPS-encrypted
 # (the README names it; `.sops.yaml`'s rules match `*.enc.*`).
 SNAPSHOT_DIR = "backups/etcd"
+# How long a restore waits for every control plane's etcd to reach Preparing (as NODE_TIMEOUT).
+RECOVER_WAIT_SECONDS = 1800
 
 
 def script(*lines: str) -> str:
@@ -140,6 +142,33 @@ def restart_vm(proxmox_node: str, gate: str) -> str:
 def upgrade_kubernetes(first_controlplane: str) -> str:
     ip = first_controlplane
     return guarded(f'talos -e {ip} -n {ip} upgrade-k8s --to "$KUBERNETES_VERSION"')
+
+
+def recover(first_controlplane: str, controlplanes: list[str]) -> str:
+    """Bootstrap etcd from an encrypted snapshot (RECOVER_SNAPSHOT): Talos's disaster recovery
+    (talos.dev/v1.12/advanced/disaster-recovery) waits until every control plane's etcd service
+    is `Preparing`, then runs `bootstrap --recover-from` on one node; the others join it.
+
+    `service` lists NODE SERVICE STATE ... (siderolabs/talos v1.12.4, cmd/talosctl/cmd/talos/
+    service.go). `bootstrap --recover-from` reads the snapshot twice, for its status and to
+    upload it (cmd/talosctl/cmd/talos/bootstrap.go), so the plaintext needs a real file: a
+    private temp dir removed on exit, as `etcd_snapshot` does. Snapshots are sops's binary
+    format in JSON (the backup CronJob's `*.snapshot.sops.json`, the pre-upgrade `*.enc.db`).
+    """
+    ip = first_controlplane
+    waits = [
+        f'until [ "$(talos -e {cp} -n {cp} service | awk \'$2 == "etcd" {{ print $3 }}\')" '
+        f'= Preparing ]; do [ "$SECONDS" -lt {RECOVER_WAIT_SECONDS} ] || '
+        f'{{ echo "etcd on {cp} never waited in Preparing" >&2; exit 1; }}; sleep 10; done'
+        for cp in controlplanes
+    ]
+    return script(
+        'tmp="$(mktemp -d)"; trap \'rm -rf "$tmp"\' EXIT',
+        'sops decrypt --input-type json --output-type binary --output "$tmp/etcd.db" '
+        '"$RECOVER_SNAPSHOT"',
+        *waits,
+        f'talos -e {ip} -n {ip} bootstrap --recover-from "$tmp/etcd.db"',
+    )
 
 
 def decommission(name: str, ip: str, controlplane: bool, endpoint: str) -> str:

@@ -14,6 +14,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from gitops.certificate import restore_certificate
+from gitops.deploy_key import deploy_key
 from gitops.layers import (
     FLUX_NAMESPACE,
     LAYERS,
@@ -42,6 +44,10 @@ class GitOpsArgs:
     secrets: SecretValues
     # Resolves only once the cluster is healthy (see TalosCluster).
     kubeconfig: pulumi.Output[str]
+    # The escrowed deploy key, when the escrow file exists (settings/escrow.py).
+    deploy_key_escrow: Mapping[str, str] | None = None
+    # The escrowed wildcard certificate Secret, put back on a rebuild (adoptSecrets).
+    certificate_escrow: Mapping[str, Any] | None = None
 
 
 class GitOps(pulumi.ComponentResource):
@@ -73,15 +79,20 @@ class GitOps(pulumi.ComponentResource):
         self.deploy_key_public = None
         git_auth: dict[str, pulumi.Input[str]]
         if settings.gitops.uses_ssh:
-            key = tls.PrivateKey("flux-deploy-key", algorithm="ED25519", opts=self._child())
-            self.deploy_key_public = key.public_key_openssh
-            if not pulumi.runtime.is_dry_run():
+            private_key, public_key, key = deploy_key(
+                self,
+                settings.backup.deploy_key_file,
+                args.deploy_key_escrow,
+                settings.backup.adopt_secrets,
+            )
+            self.deploy_key_public = public_key
+            if key is not None and not pulumi.runtime.is_dry_run():
                 # Only in the update: a preview that knows the key from state would print it
-                # a second time in the same `pulumi up`.
-                key.public_key_openssh.apply(_announce_deploy_key(settings.gitops.repository, key))
+                # a second time in the same `pulumi up`. An adopted key is on the host already.
+                public_key.apply(_announce_deploy_key(settings.gitops.repository, key))
             git_auth = {
-                "identity": key.private_key_openssh,
-                "identity.pub": key.public_key_openssh,
+                "identity": private_key,
+                "identity.pub": public_key,
                 "known_hosts": settings.gitops.known_hosts,
             }
         else:
@@ -102,6 +113,9 @@ class GitOps(pulumi.ComponentResource):
                 opts=after_flux,
             ),
         ]
+        if args.certificate_escrow is not None and settings.backup.adopt_secrets:
+            # Before cert-manager exists: it then finds a valid certificate and issues none.
+            inputs += restore_certificate(args.certificate_escrow, self._child(provider))
         # Flux must find its credentials, key and substitutions on its very first reconcile.
         after_inputs = self._child(provider, depends_on=[flux, *inputs])
 

@@ -56,6 +56,8 @@ class Registration:
     # A remote component (e.g. kubernetes:yaml/v2:ConfigFile) is built by its provider: its
     # children never reach the monitor, so a dependency on it is a dependency on it as a whole.
     remote: bool = False
+    # The ID an `import_` option asked the engine to adopt ("" for a create).
+    import_id: str = ""
 
 
 @dataclass
@@ -123,6 +125,7 @@ class RecordingMonitor(mocks.MockMonitor):
             replace_on_changes=list(request.replaceOnChanges),
             replace_with=list(request.replace_with),
             delete_before_replace=request.deleteBeforeReplace,
+            import_id=request.importId,
         )
         with self._lock:
             self.registrations.append(registration)

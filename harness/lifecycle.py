@@ -212,7 +212,8 @@ def _operation(
     reg: Registration, old: Stored | None, inputs: dict[str, Any], replaced: set[str], forced: bool
 ) -> str:
     if old is None:
-        return "create"
+        # An `import_` adopts what exists (pulumi/pulumi step_generator.go: an import step).
+        return "import" if reg.import_id else "create"
     changed = {key for key in {*inputs, *old.inputs} if inputs.get(key) != old.inputs.get(key)}
     replace_keys = set(reg.replace_on_changes)
     if reg.type == COMMAND:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pulumi.runtime import mocks
 
 from harness.tokens import STACK_REFERENCE
@@ -33,6 +35,8 @@ class HomelabMocks(mocks.Mocks):
         if kind == "talos:imageFactory/schematic:Schematic":
             return _digest(inputs["schematic"]), inputs
         if kind == "talos:machine/secrets:Secrets":
+            if args.resource_id:
+                return "machine-secrets", {**inputs, **_imported_machine_secrets(args.resource_id)}
             return "machine-secrets", {**inputs, **fake_machine_secrets()}
         if kind == "talos:cluster/kubeconfig:Kubeconfig":
             return "kubeconfig", {**inputs, "kubeconfigRaw": "apiVersion: v1\nkind: Config\n"}
@@ -160,12 +164,51 @@ def _extensions_catalogue(given: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def _imported_machine_secrets(path: str) -> dict[str, Any]:
+    """As the provider's ImportState: stat the path, read it whole once (os.ReadFile), record
+    v1.3, issue an admin client certificate from the bundle's OS CA (terraform-provider-talos
+    v0.11.0 pkg/talos/talos_machine_secrets_resource.go ImportState, util.go
+    secretsBundleTomachineSecrets)."""
+    Path(path).stat()
+    bundle = yaml.safe_load(Path(path).read_text())
+    certs = bundle["certs"]
+
+    def pair(name: str) -> dict[str, str]:
+        return {"cert": certs[name]["crt"], "key": certs[name]["key"]}
+
+    return {
+        "talosVersion": "v1.3",
+        "clientConfiguration": {
+            "caCertificate": certs["os"]["crt"],
+            "clientCertificate": "aW1wb3J0ZWQtY2xpZW50",
+            "clientKey": "aW1wb3J0ZWQta2V5",  # pragma: allowlist secret
+        },
+        "machineSecrets": {
+            "certs": {
+                "etcd": pair("etcd"),
+                "k8s": pair("k8s"),
+                "k8sAggregator": pair("k8saggregator"),
+                "k8sServiceaccount": {"key": certs["k8sserviceaccount"]["key"]},
+                "os": pair("os"),
+            },
+            "cluster": dict(bundle["cluster"]),
+            "secrets": {
+                "bootstrapToken": bundle["secrets"]["bootstraptoken"],
+                "secretboxEncryptionSecret": bundle["secrets"]["secretboxencryptionsecret"],
+            },
+            "trustdinfo": dict(bundle["trustdinfo"]),
+        },
+    }
+
+
 def fake_machine_secrets() -> dict[str, Any]:
     """The Secrets resource's outputs as the provider returns them (camelCase wire names)."""
     pair = {"cert": "Y2VydA==", "key": "a2V5"}
     return {
         "clientConfiguration": {
-            "caCertificate": "Y2E=",
+            # The bundle's OS CA, as the provider issues the admin certificate from it
+            # (terraform-provider-talos v0.11.0 pkg/talos/util.go generateClientConfiguration).
+            "caCertificate": "Y2VydA==",
             "clientCertificate": "Y2xpZW50",
             "clientKey": "a2V5",
         },

@@ -120,14 +120,21 @@ class World:
             self._reboot(machine, "apply")
 
     def bootstrapped(self, inputs: dict[str, Any]) -> None:
-        machine = self.at(inputs["node"])
+        # The provider retries every error but InvalidArgument until its timeout.
+        self._start_etcd(self.at(inputs["node"]), "bootstrap")
+
+    def recovered(self, machine: Machine) -> None:
+        """`talosctl bootstrap --recover-from`: refused like a bootstrap when etcd has members;
+        the others join the recovered one."""
+        self._start_etcd(machine, "bootstrap-recover")
+
+    def _start_etcd(self, machine: Machine, event: str) -> None:
         members = [m for m in self.machines.values() if m.etcd_member and m is not machine]
         if members:
-            # The provider retries every error but InvalidArgument until its timeout.
-            raise StepError(f"bootstrap on {machine.name}: etcd already has members")
+            raise StepError(f"{event} on {machine.name}: etcd already has members")
         self.etcd_bootstrapped = True
         machine.etcd_member = True
-        self.log("bootstrap", machine.name)
+        self.log(event, machine.name)
         for other in self.machines.values():
             self._join(other)
 
@@ -149,6 +156,10 @@ class World:
     # -- pulumi-command steps ---------------------------------------------------------------
     def run_step(self, name: str, text: str, env: dict[str, str], previous_stdout: str) -> str:
         """Interpret one step's script as bash would run it; returns its stdout."""
+        if text.startswith(_ESCROW):
+            # An escrow export (settings/escrow.py escrow_command): a sops write, no node touched.
+            self.log("escrow", text.split("--output ", 1)[1].split(maxsplit=1)[0])
+            return ""
         if not text.startswith(steps.PRELUDE):
             raise AssertionError(f"step {name} does not start with the secrets prelude")
         env = {**env, "PULUMI_COMMAND_STDOUT": previous_stdout}
@@ -177,6 +188,13 @@ class World:
                 raise StepError(f"{name}: cluster not healthy within the wait timeout")
             self.log("health")
             return None
+        if match := re.match(_WAIT_PREPARING, line):
+            # Talos: etcd waits in Preparing on an installed control plane until etcd exists.
+            machine = self.at(match[1])
+            if not (machine.installed and machine.controlplane) or self.etcd_bootstrapped:
+                raise StepError(f"{name}: etcd on {machine.name} never waited in Preparing")
+            self.log("etcd-preparing", machine.name)
+            return None
         for pattern, action in self._actions():
             if match := re.match(pattern, line):
                 action(match)
@@ -197,6 +215,8 @@ class World:
             (r"kube drain (\S+) ", lambda m: self.log("drain", m[1])),
             (rf"{node} reset --graceful --wait$", self._reset),
             (r"kube delete node (\S+) ", self._delete_node),
+            (r"sops decrypt .* (\S+)$", lambda m: self.log("decrypt-snapshot", m[1])),
+            (rf"{node} bootstrap --recover-from ", lambda m: self.recovered(self.at(m[1]))),
         ]
 
     def _skip_if(
@@ -350,6 +370,8 @@ _SKIP_IF = r'(.+) && \{ echo "done \S+"; exit 0; \}$'
 # Another official extension the node runs besides the schematic (its name and version are
 # arbitrary here): the check must find the schematic among several lines.
 _OTHER_EXTENSION = {"name": "qemu-guest-agent", "version": "1.0.0-stand-in"}
+_ESCROW = "sops encrypt --filename-override "
+_WAIT_PREPARING = r'until \[ "\$\(talos -e \S+ -n (\S+) service \| awk .*= Preparing \]; do '
 
 # Local bookkeeping lines of the snapshot step: nothing for the world to do.
 _HARMLESS = ("mkdir -p backups/etcd", 'tmp="$(mktemp -d)"', 'out="backups/etcd/')

@@ -7,4 +7,5 @@ class ConfigError(Exception):
     def __init__(self, key: str, value: object, problem: str, fix: str) -> None:
         self.key = key
         self.value = value
+        self.problem = problem
         super().__init__(f"{key} = {value!r}: {problem}. Fix: {fix}.")

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pulumi
 
+from settings.backup import BACKUP_SETTING_KEYS, BackupSettings
+
 API_PORT = 6443
 # cluster-settings keys the program derives itself; a user may not set them in clusterSettings.
-DERIVED_SETTING_KEYS = ("API_ADDRESS", "CLUSTER_NAME", "NODE_CIDR")
+DERIVED_SETTING_KEYS = ("API_ADDRESS", "CLUSTER_NAME", "NODE_CIDR", *BACKUP_SETTING_KEYS)
 
 
 class Role(StrEnum):
@@ -115,6 +117,7 @@ class Settings:
     nodes: tuple[Node, ...]
     gitops: GitOpsSettings
     secrets_file: Path
+    backup: BackupSettings
 
     @property
     def controlplanes(self) -> tuple[Node, ...]:
@@ -153,6 +156,7 @@ class Settings:
             "API_ADDRESS": self.api_host,
             "CLUSTER_NAME": self.cluster.name,
             "NODE_CIDR": str(self.network.cidr),
+            **self.backup.flux_settings,
         }
         return dict(sorted({**dict(self.gitops.cluster_settings), **derived}.items()))
 

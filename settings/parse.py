@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from settings.backup import parse_backup
 from settings.compatibility import KUBERNETES_BY_TALOS_MINOR, KubernetesRange, known_minors
 from settings.errors import ConfigError
 from settings.model import (
@@ -31,7 +32,7 @@ NAMESPACE = "homelab"
 TOP_LEVEL_KEYS: Mapping[str, ConfigKind] = MappingProxyType(
     {"secretsFile": ConfigKind.TEXT, "clusterSettings": ConfigKind.STRUCTURED}
     | dict.fromkeys(
-        ("proxmox", "cluster", "network", "image", "features", "nodes", "gitops"),
+        ("proxmox", "cluster", "network", "image", "features", "nodes", "gitops", "backup"),
         ConfigKind.STRUCTURED,
     )
 )
@@ -79,6 +80,7 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
             env,
         ),
         secrets_file=Path(top.text("secretsFile", "secrets.enc.yaml")),
+        backup=parse_backup(top.raw("backup", {}), top.raw("clusterSettings", {}), NAMESPACE),
     )
     _check_topology(settings)
     return settings

@@ -27,6 +27,9 @@ def environment(tmp_path: Path) -> ProgramEnvironment:
 @pytest.fixture
 def sops(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", environment.path())
+    # Relative paths (the escrow files) resolve in the test's directory, never in a working copy
+    # that holds a real cluster's talos-secrets.enc.yaml.
+    monkeypatch.chdir(environment.secrets_file.parent)
     return environment.sops
 
 

@@ -160,6 +160,10 @@ def test_cluster_settings_carry_the_configured_and_derived_values(run: ProgramRu
     assert settings.inputs["data"] == {
         "ACME_EMAIL": "admin@example.com",
         "API_ADDRESS": "192.168.20.100",
+        "BACKUP_AGE_RECIPIENT": committed_config()["clusterSettings"]["BACKUP_AGE_RECIPIENT"],
+        "BACKUP_MAX_AGE_SECONDS": "43200",
+        "BACKUP_RETENTION_DAYS": "14",
+        "BACKUP_SCHEDULE": "0 */6 * * *",
         "CLUSTER_DOMAIN": "example.com",
         "CLUSTER_NAME": "homelab",
         "NFS_PATH": "/volume1/kubernetes",

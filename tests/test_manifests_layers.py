@@ -7,6 +7,7 @@ from typing import Any
 from gitops.layers import LAYERS as FLUX_LAYERS
 from gitops.layers import REQUEUE_DEPENDENCY_SECONDS
 from tests.manifests.tree import (
+    BEFORE_LAYERS,
     CRD_GROUP_LAYER,
     Index,
     Obj,
@@ -36,7 +37,7 @@ def test_crds_are_installed_by_a_layer_waited_for() -> None:
     problems = []
     for layer, obj in layered_objects():
         installer = CRD_GROUP_LAYER.get(api_group(obj))
-        if installer is None or installer == "flux":
+        if installer is None or installer in BEFORE_LAYERS:
             continue
         if installer not in upstream_layers(layer):
             problems.append(
@@ -79,7 +80,7 @@ def test_crd_installer_table_is_true() -> None:
     wrong = [
         f"{group} (said to come from {layer})"
         for group, layer in CRD_GROUP_LAYER.items()
-        if layer != "flux" and not _installs(group, list(build(layer)))
+        if layer not in BEFORE_LAYERS and not _installs(group, list(build(layer)))
     ]
     assert not wrong, f"not installed where the table says: {wrong}"
 

@@ -28,6 +28,10 @@ def _with_cluster_secrets(cluster_secrets: dict[str, Any]) -> dict[str, Any]:
 def test_the_committed_tree_needs_exactly_the_documented_variables() -> None:
     assert sorted(required_variables()) == [
         "ACME_EMAIL",
+        "BACKUP_AGE_RECIPIENT",
+        "BACKUP_MAX_AGE_SECONDS",
+        "BACKUP_RETENTION_DAYS",
+        "BACKUP_SCHEDULE",
         "CLUSTER_DOMAIN",
         "CLUSTER_NAME",
         "DIGITALOCEAN_TOKEN",

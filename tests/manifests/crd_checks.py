@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from settings.backup import BACKUP_NAMESPACE, ETCD_BACKUP_ROLE
 from tests.manifests.tree import (
     CRD_POLICY_EXCEPTIONS,
     DOMAIN_VAR,
@@ -374,6 +375,20 @@ def check_servicemonitor(obj: Obj, _idx: Index) -> list[str]:
     return []
 
 
+def check_talos_serviceaccount(obj: Obj, _idx: Index) -> list[str]:
+    """Talos' CRD has spec.roles only; its controller refuses roles the machine config does not
+    allow (siderolabs/talos internal/app/machined/pkg/controllers/kubeaccess/serviceaccount/
+    crd_controller.go), so they must be exactly those."""
+    problems = []
+    if set(obj["spec"]) != {"roles"}:
+        problems.append(f"spec has {sorted(obj['spec'])}; Talos' CRD defines only roles")
+    if obj["spec"].get("roles") != [ETCD_BACKUP_ROLE]:
+        problems.append(f"roles must be [{ETCD_BACKUP_ROLE}] (the only role Talos allows)")
+    if obj["metadata"]["namespace"] != BACKUP_NAMESPACE:
+        problems.append(f"must live in {BACKUP_NAMESPACE}, the namespace Talos allows")
+    return problems
+
+
 CRD_CHECKS: dict[str, Callable[[Obj, Index], list[str]]] = {
     "HelmRelease": check_helmrelease,
     "HelmRepository": check_helmrepository,
@@ -388,4 +403,5 @@ CRD_CHECKS: dict[str, Callable[[Obj, Index], list[str]]] = {
     "PrometheusRule": check_prometheusrule,
     "PodMonitor": check_podmonitor,
     "ServiceMonitor": check_servicemonitor,
+    "ServiceAccount": check_talos_serviceaccount,
 }

@@ -36,6 +36,7 @@ ALLOWED_HOST_SUFFIXES = (
     "prometheus.io",
     "helm.sh",
     "cluster.local",
+    "talos.dev",
 )
 # Top-level domains that make a dotted token look like a host name. Tokens such as
 # `loki.source.kubernetes` or `grafana.ini` are configuration identifiers, not hosts.

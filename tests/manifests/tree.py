@@ -59,8 +59,11 @@ OPT_IN_DIRS = {"infrastructure-config/monitoring-routes": "infrastructure-config
 DERIVED_SETTINGS = frozenset(DERIVED_SETTING_KEYS)
 
 # API group -> layer whose reconciliation installs its CRDs ("flux": installed by Pulumi
-# together with the Flux controllers, before any layer).
+# together with the Flux controllers, before any layer; "talos": applied by Talos itself at
+# bootstrap when kubernetesTalosAPIAccess is on, siderolabs/talos internal/app/machined/pkg/
+# controllers/k8s/manifest.go).
 CRD_GROUP_LAYER = {
+    "talos.dev": "talos",
     "source.toolkit.fluxcd.io": "flux",
     "kustomize.toolkit.fluxcd.io": "flux",
     "helm.toolkit.fluxcd.io": "flux",
@@ -89,7 +92,10 @@ CRD_API_VERSIONS = {
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1",
     "ClusterPolicy": "kyverno.io/v1",
+    "ServiceAccount": "talos.dev/v1alpha1",
 }
+# Installers that run before any layer (see CRD_GROUP_LAYER).
+BEFORE_LAYERS = frozenset({"flux", "talos"})
 CLUSTER_SCOPED_CRD_KINDS = frozenset({"ClusterIssuer", "ClusterPolicy"})
 
 # HelmRelease name -> (chart, exact version, chart repository URL).
