@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Mapping
-from ipaddress import AddressValueError, IPv4Address, IPv4Network, NetmaskValueError
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,15 +17,12 @@ from settings.model import (
     Features,
     GitOpsSettings,
     ImageSettings,
-    NetworkSettings,
-    Node,
     ProxmoxSettings,
-    Role,
     Settings,
 )
-from settings.reader import ConfigKind, Section
+from settings.nodes import DNS_LABEL, NETWORK_KEYS, check_topology, parse_network, parse_nodes
+from settings.reader import NAMESPACE, ConfigKind, Section
 
-NAMESPACE = "homelab"
 # Every key of the namespace, with how the CLI passes its value (settings/reader.py, ConfigKind).
 TOP_LEVEL_KEYS: Mapping[str, ConfigKind] = MappingProxyType(
     {"secretsFile": ConfigKind.TEXT, "clusterSettings": ConfigKind.STRUCTURED}
@@ -39,7 +34,7 @@ TOP_LEVEL_KEYS: Mapping[str, ConfigKind] = MappingProxyType(
 # The first Talos minor with the multi-document network, hostname and volume config we emit.
 MIN_TALOS_MINOR = (1, 12)
 
-# Without an image section: the guest agent (Proxmox reads each VM's DHCP address through it) and
+# Without an image section: the guest agent (Proxmox's clean shutdown and VM status use it) and
 # nfs-utils (rpcbind and rpc.statd, which NFSv3 mounts with file locking need, as its manifest
 # says), the extensions the reference nodes ran. Names as Image Factory lists them
 # (siderolabs/extensions v1.12.4: guest-agents/qemu-guest-agent, storage/nfs-utils); checked
@@ -48,9 +43,7 @@ DEFAULT_EXTENSIONS = ("siderolabs/qemu-guest-agent", "siderolabs/nfs-utils")
 
 _SEMVER = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 _KUBE_VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
-_MAC = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")
 _SCHEMATIC = re.compile(r"^[0-9a-f]{64}$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_NAME = re.compile(
     r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 )
@@ -62,9 +55,9 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
     """Validate everything; raise ConfigError naming key, value and fix on the first problem."""
     top = Section(raw, NAMESPACE, frozenset(TOP_LEVEL_KEYS))
     proxmox_section = Section(top.raw("proxmox"), f"{NAMESPACE}:proxmox", _PROXMOX_KEYS)
-    network = _network(Section(top.raw("network"), f"{NAMESPACE}:network", _NETWORK_KEYS))
+    network = parse_network(Section(top.raw("network"), f"{NAMESPACE}:network", NETWORK_KEYS))
     cluster = _cluster(Section(top.raw("cluster"), f"{NAMESPACE}:cluster", _CLUSTER_KEYS))
-    nodes = _nodes(top.items("nodes"), network, proxmox_section.text("node"))
+    nodes = parse_nodes(top.items("nodes"), network, proxmox_section.text("node"))
     settings = Settings(
         proxmox=_proxmox(proxmox_section),
         cluster=cluster,
@@ -82,7 +75,7 @@ def parse_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
         secrets_file=Path(top.text("secretsFile", "secrets.enc.yaml")),
         backup=parse_backup(top.raw("backup", {}), top.raw("clusterSettings", {}), NAMESPACE),
     )
-    _check_topology(settings)
+    check_topology(settings)
     return settings
 
 
@@ -111,12 +104,8 @@ SCSI_CONTROLLERS = (
     "pvscsi",
 )
 _CLUSTER_KEYS = frozenset({"name", "talosVersion", "kubernetesVersion", "endpoint", "installDisk"})
-_NETWORK_KEYS = frozenset({"cidr", "gateway", "nameservers", "vip"})
 _IMAGE_KEYS = frozenset({"extensions", "schematicId"})
 _FEATURE_KEYS = frozenset({"secureBoot", "diskEncryption", "discovery"})
-_NODE_KEYS = frozenset(
-    {"name", "ip", "mac", "role", "cores", "memory", "disk", "proxmoxNode", "vmId"}
-)
 _GITOPS_KEYS = frozenset(
     {"fluxVersion", "repository", "branch", "knownHosts", "httpsUsername", "ageKeyFile"}
 )
@@ -153,7 +142,7 @@ def _proxmox(section: Section) -> ProxmoxSettings:
 
 def _cluster(section: Section) -> ClusterSettings:
     name = section.text("name")
-    if not _DNS_LABEL.match(name):
+    if not DNS_LABEL.match(name):
         raise ConfigError(
             section.key("name"), name, "is not a DNS label", "use lowercase letters, digits and '-'"
         )
@@ -240,57 +229,6 @@ def _kubernetes_version(section: Section, talos_version: str, supported: Kuberne
     return version
 
 
-def _ipv4(key: str, value: Any) -> IPv4Address:
-    try:
-        return IPv4Address(value)
-    except AddressValueError:
-        raise ConfigError(
-            key, value, "is not an IPv4 address", "write four dotted numbers, e.g. 192.168.20.100"
-        ) from None
-
-
-def _cidr(key: str, value: Any) -> IPv4Network:
-    try:
-        return IPv4Network(value, strict=True)
-    except (AddressValueError, NetmaskValueError, ValueError) as err:
-        fix = "write the network address and prefix, e.g. 192.168.20.0/24"
-        if "has host bits set" in str(err):
-            fix = f"use the network address {IPv4Network(value, strict=False)}"
-        raise ConfigError(key, value, "is not an IPv4 network in CIDR form", fix) from None
-
-
-def _network(section: Section) -> NetworkSettings:
-    cidr = section.parsed("cidr", _cidr)
-    gateway = section.parsed("gateway", _ipv4)
-    _require_inside(section.key("gateway"), gateway, cidr, section.key("cidr"))
-    nameservers = tuple(
-        _ipv4(f"{section.key('nameservers')}[{index}]", value)
-        for index, value in enumerate(section.items("nameservers"))
-    )
-    if not nameservers:
-        raise ConfigError(
-            section.key("nameservers"), [], "must name at least one server", "add e.g. 1.1.1.1"
-        )
-    vip = section.parsed("vip", _ipv4, None)
-    if vip is not None:
-        _require_inside(section.key("vip"), vip, cidr, section.key("cidr"))
-        if vip == gateway:
-            raise ConfigError(
-                section.key("vip"), str(vip), "is the gateway's address", "pick a free address"
-            )
-    return NetworkSettings(cidr=cidr, gateway=gateway, nameservers=nameservers, vip=vip)
-
-
-def _require_inside(key: str, address: IPv4Address, cidr: IPv4Network, cidr_key: str) -> None:
-    if address not in cidr or address in (cidr.network_address, cidr.broadcast_address):
-        raise ConfigError(
-            key,
-            str(address),
-            f"is not a host address inside {cidr_key} ({cidr})",
-            f"use an address in {cidr}, or change {cidr_key}",
-        )
-
-
 def _image(section: Section) -> ImageSettings:
     extensions = section.items("extensions", list(DEFAULT_EXTENSIONS))
     for index, extension in enumerate(extensions):
@@ -332,100 +270,6 @@ def _features(section: Section) -> Features:
             f"set {section.key('secureBoot')}: true, or {section.key('diskEncryption')}: false",
         )
     return features
-
-
-def _nodes(raw_nodes: list[Any], network: NetworkSettings, default_node: str) -> tuple[Node, ...]:
-    if not raw_nodes:
-        raise ConfigError(
-            f"{NAMESPACE}:nodes", raw_nodes, "must list at least one node", "add a control plane"
-        )
-    nodes = tuple(
-        _node(Section(raw, f"{NAMESPACE}:nodes[{index}]", _NODE_KEYS), network, default_node)
-        for index, raw in enumerate(raw_nodes)
-    )
-    for field, label in (("name", "name"), ("ip", "IP address"), ("mac", "MAC address")):
-        _require_unique(nodes, field, label)
-    _require_unique([node for node in nodes if node.vm_id is not None], "vm_id", "VM ID")
-    return nodes
-
-
-def _node(section: Section, network: NetworkSettings, default_node: str) -> Node:
-    name = section.text("name")
-    if not _DNS_LABEL.match(name):
-        raise ConfigError(
-            section.key("name"),
-            name,
-            "is not a valid host name",
-            "use lowercase letters, digits and '-' (it becomes the VM name and the Talos hostname)",
-        )
-    ip = section.parsed("ip", _ipv4)
-    _require_inside(section.key("ip"), ip, network.cidr, f"{NAMESPACE}:network.cidr")
-    for other, other_key in ((network.gateway, "gateway"), (network.vip, "vip")):
-        if ip == other:
-            raise ConfigError(
-                section.key("ip"),
-                str(ip),
-                f"is the address of {NAMESPACE}:network.{other_key}",
-                "give the node its own free address",
-            )
-    mac = section.text("mac")
-    if not _MAC.match(mac):
-        raise ConfigError(
-            section.key("mac"), mac, "is not a MAC address", "write it as XX:XX:XX:XX:XX:XX"
-        )
-    role_value = section.text("role")
-    try:
-        role = Role(role_value)
-    except ValueError:
-        raise ConfigError(
-            section.key("role"), role_value, "is not a node role", "use controlplane or worker"
-        ) from None
-    vm_id = section.raw("vmId", None)
-    if vm_id is not None:
-        vm_id = section.integer("vmId", 100, 999_999_999, "Proxmox VM IDs")
-    return Node(
-        name=name,
-        ip=ip,
-        mac=mac.upper(),
-        role=role,
-        cores=section.integer("cores", 1, 16, "CPU cores"),
-        memory_mib=section.integer("memory", 2048, None, "MiB of memory"),
-        disk_gib=section.integer("disk", 10, None, "GiB of disk"),
-        proxmox_node=section.text("proxmoxNode", default_node),
-        vm_id=vm_id,
-    )
-
-
-def _require_unique(nodes: Any, field: str, label: str) -> None:
-    counts = Counter(str(getattr(node, field)) for node in nodes)
-    for index, node in enumerate(nodes):
-        value = str(getattr(node, field))
-        if counts[value] > 1:
-            raise ConfigError(
-                f"{NAMESPACE}:nodes[{index}]",
-                value,
-                f"shares its {label} with another node",
-                f"give every node its own {label}",
-            )
-
-
-def _check_topology(settings: Settings) -> None:
-    count = len(settings.controlplanes)
-    if count % 2 == 0:
-        raise ConfigError(
-            f"{NAMESPACE}:nodes",
-            f"{count} control planes",
-            "etcd needs an odd number of control planes (1, 3, 5) to keep quorum",
-            "add or remove a node with role: controlplane",
-        )
-    if count > 1 and settings.network.vip is None and settings.cluster.endpoint_name is None:
-        raise ConfigError(
-            f"{NAMESPACE}:network.vip",
-            None,
-            f"{count} control planes need one shared API address",
-            f"set {NAMESPACE}:network.vip (a free IP in the node subnet) or "
-            f"{NAMESPACE}:cluster.endpoint (a DNS name that resolves to the control planes)",
-        )
 
 
 def _gitops(section: Section, raw_settings: Any, env: Mapping[str, str]) -> GitOpsSettings:

@@ -10,6 +10,9 @@ from typing import Any, TypeVar
 
 from settings.errors import ConfigError
 
+# The stack config namespace: every key is written `homelab:<key>` in Pulumi.<stack>.yaml.
+NAMESPACE = "homelab"
+
 T = TypeVar("T")
 _REQUIRED: Any = object()
 # Words YAML 1.1 (PyYAML, many editors) reads as booleans but YAML 1.2 — gopkg.in/yaml.v3, which

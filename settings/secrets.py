@@ -14,7 +14,8 @@ import pulumi
 
 from settings.errors import ConfigError
 from settings.model import SecretValues, Settings
-from settings.parse import NAMESPACE, SUBSTITUTION_VAR
+from settings.parse import SUBSTITUTION_VAR
+from settings.reader import NAMESPACE
 
 REDACTED = "<redacted>"
 _API_TOKEN = re.compile(r"^[^@\s]+@[^!\s]+![^=\s]+=[0-9a-fA-F-]{36}$")

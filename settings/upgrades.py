@@ -17,7 +17,7 @@ from typing import Any
 
 from settings.errors import ConfigError
 from settings.model import Settings
-from settings.parse import NAMESPACE
+from settings.reader import NAMESPACE
 
 NAMESPACE_PREFIX = f"{NAMESPACE}:"
 
