@@ -57,7 +57,7 @@ class DayTwo(pulumi.ComponentResource):
         settings = args.settings
         cps = [str(node.ip) for node in settings.controlplanes]
         workers = [str(node.ip) for node in settings.workers]
-        gate = steps.health(cps[0])
+        gate = steps.health()
         cluster_nodes = {
             "CLUSTER_CONTROLPLANES": ",".join(cps),
             "CLUSTER_WORKERS": ",".join(workers),

@@ -30,11 +30,28 @@ NODE_TIMEOUT = "30m"
 INTERPRETER = ["/bin/bash", "-c"]
 
 # stdin layout the prelude reads: base64(talosconfig), base64(kubeconfig), Proxmox API token.
+# `nodes <label selector> [a,b]`: the given IPs, then the InternalIP of every Kubernetes Node the
+# selector matches that is not among them, comma-separated (see `health`). The JSONPath is the
+# kubectl quick reference's "ExternalIP of all nodes" with InternalIP (kubernetes.io/docs/
+# reference/kubectl/quick-reference/); `!key` selects objects without that label (kubernetes.io/
+# docs/concepts/overview/working-with-objects/labels/, set-based requirements). It retries for
+# 30 minutes (NODE_TIMEOUT): after a lone control plane's reboot the API server is still starting,
+# which talosctl health itself would wait out.
 PRELUDE = """set -euo pipefail
 read -r talosconfig_b64; read -r kubeconfig_b64; read -r pve_token
 talos() { talosctl --talosconfig <(printf '%s' "$talosconfig_b64" | base64 -d) "$@"; }
 kube() { kubectl --kubeconfig <(printf '%s' "$kubeconfig_b64" | base64 -d) "$@"; }
 pve() { curl -fsS -X POST -H "Authorization: PVEAPIToken=$pve_token" "$PROXMOX_API/$1"; }
+nodes() {
+  local found="${2:-}" live ip tries=0
+  until live="$(kube get nodes -l "$1" \\
+      -o 'jsonpath={.items[*].status.addresses[?(@.type=="InternalIP")].address}')"; do
+    (( ++tries < 180 )) || return 1
+    sleep 10
+  done
+  for ip in $live; do [[ ",$found," == *",$ip,"* ]] || found="${found:+$found,}$ip"; done
+  printf '%s' "$found"
+}
 """
 
 # Where the etcd snapshot taken before the first control-plane upgrade is kept, SOPS-encrypted
@@ -60,16 +77,37 @@ def guarded(*lines: str) -> str:
     return script(UNCHANGED, *lines, RECORD)
 
 
-def health(first_controlplane: str) -> str:
+# The label Talos puts on every control plane's Node, and the one its health check sorts Nodes by
+# (siderolabs/talos v1.12.4, pkg/machinery/constants LabelNodeRoleControlPlane; isControlPlaneNode
+# in internal/app/machined/internal/server/v1alpha1/v1alpha1_cluster.go).
+CONTROLPLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def health(configured: bool = True) -> str:
     """Block until every node is up and etcd/Kubernetes are healthy (server-side check).
 
-    The node lists come from the environment (CLUSTER_CONTROLPLANES, CLUSTER_WORKERS), so the
-    step text stays the same when nodes come and go."""
-    ip = first_controlplane
-    return (
-        f'talos -e {ip} -n {ip} health --control-plane-nodes "$CLUSTER_CONTROLPLANES" '
-        '${CLUSTER_WORKERS:+--worker-nodes "$CLUSTER_WORKERS"} '
-        f"--wait-timeout {NODE_TIMEOUT}"
+    `talosctl health --control-plane-nodes/--worker-nodes` wants the lists to be exactly the
+    cluster: every Kubernetes Node must be listed (K8sAllNodesReportedAssertion → cluster.
+    NodesMatch fails on "unexpected nodes"), and every etcd member a listed control plane
+    (EtcdControlPlaneNodesAssertion) (siderolabs/talos v1.12.4, pkg/cluster/check/kubernetes.go,
+    etcd.go, default.go; pkg/cluster/cluster.go). A node removed from the config stays a Node and
+    an etcd member until its `decommission` runs, and the engine runs deletes only after every
+    create and update of the run (pulumi/pulumi pkg/resource/deploy/deployment_executor.go:
+    `performPostSteps` once the program's registrations are done). So each gate lists the
+    configured nodes (CLUSTER_CONTROLPLANES, CLUSTER_WORKERS: a configured node that is missing
+    still fails) plus every Node Kubernetes has now, by its control-plane label (`nodes` in the
+    prelude). A decommission's gate (configured=False) has only stale lists in its state, so it
+    lists just the Nodes left after the removal. The first control plane listed answers: it
+    is still there, also when the first configured one is the node being removed."""
+    cps, workers = ('"$CLUSTER_CONTROLPLANES"', '"$CLUSTER_WORKERS"') if configured else ("", "")
+    return "\n".join(
+        [
+            f'cps="$(nodes {CONTROLPLANE_LABEL} {cps})"',
+            f"workers=\"$(nodes '!{CONTROLPLANE_LABEL}' {workers})\"",
+            'talos -e "${cps%%,*}" -n "${cps%%,*}" health --control-plane-nodes "$cps" '
+            '${workers:+--worker-nodes "$workers"} '
+            f"--wait-timeout {NODE_TIMEOUT}",
+        ]
     )
 
 
@@ -180,4 +218,6 @@ def decommission(name: str, ip: str, controlplane: bool, endpoint: str) -> str:
     lines.append(f"talos -e {endpoint} -n {ip} reset --graceful --wait")
     # A reset leaves the Node object behind.
     lines.append(f"kube delete node {name} --ignore-not-found")
+    # The cluster as it is once this node left (the next removal waits for it).
+    lines.append(health(configured=False))
     return script(*lines)

@@ -148,10 +148,34 @@ class World:
             machine.active_config, machine.staged_config = machine.staged_config, None
         self.log("reboot", machine.name, why)
 
-    def healthy(self) -> bool:
-        return self.etcd_bootstrapped and all(
-            m.installed and not m.down for m in self.machines.values()
-        )
+    def health(self, name: str, endpoint: str, controlplanes: str, workers: str) -> None:
+        """`talosctl health` with explicit node lists, as its default checks judge them
+        (siderolabs/talos v1.12.4, pkg/cluster/check/default.go): the Kubernetes Nodes must be
+        exactly the listed nodes (K8sAllNodesReportedAssertion → cluster.NodesMatch, which also
+        fails on an unlisted Node: pkg/cluster/cluster.go), the control-plane-labelled ones exactly
+        the listed control planes (K8sFullControlPlaneAssertion), every etcd member a listed
+        control plane (EtcdControlPlaneNodesAssertion, pkg/cluster/check/etcd.go) and etcd healthy
+        on each listed control plane; every listed node must be up (apid, kubelet Ready)."""
+        cps = [ip for ip in controlplanes.split(",") if ip]
+        wks = [ip for ip in workers.split(",") if ip]
+        self.at(endpoint)
+        nodes = [m for m in self.machines.values() if m.node_object]
+        problems = []
+        if sorted(cps + wks) != sorted(m.ip for m in nodes):
+            problems.append(f"nodes {sorted(m.ip for m in nodes)} != listed {cps + wks}")
+        if sorted(cps) != sorted(m.ip for m in nodes if m.controlplane):
+            problems.append(f"control planes listed {cps}")
+        members = [m for m in self.machines.values() if m.etcd_member]
+        if not {m.ip for m in members} <= set(cps):
+            problems.append(f"etcd members {[m.ip for m in members]} not all listed")
+        listed = [m for m in self.machines.values() if m.ip in cps + wks]
+        if not self.etcd_bootstrapped or any(m.down or not m.installed for m in listed):
+            problems.append("a listed node is not up")
+        if any(not m.etcd_member for m in listed if m.ip in cps):
+            problems.append("etcd not running on a listed control plane")
+        if problems:
+            raise StepError(f"{name}: cluster not healthy within the wait timeout: {problems}")
+        self.log("health")
 
     # -- pulumi-command steps ---------------------------------------------------------------
     def run_step(self, name: str, text: str, env: dict[str, str], previous_stdout: str) -> str:
@@ -178,15 +202,16 @@ class World:
         return "\n".join(stdout)
 
     def _line(self, name: str, line: str, env: dict[str, str], stdout: list[str]) -> str | None:
+        if match := re.match(_NODES, line):
+            env[match[1]] = self._nodes(controlplane=not match[2], given=match[3])
+            return None
         if match := re.match(_ASSIGNMENT, line):
             env[match[1]] = match[2]
             return None
         if match := re.match(_SKIP_IF, line):
             return self._skip_if(name, match[1].split(" && "), env, stdout)
-        if " health " in line:
-            if not self.healthy():
-                raise StepError(f"{name}: cluster not healthy within the wait timeout")
-            self.log("health")
+        if match := re.match(_HEALTH, line):
+            self.health(name, match[1], match[2], match[3] or "")
             return None
         if match := re.match(_WAIT_PREPARING, line):
             # Talos: etcd waits in Preparing on an installed control plane until etcd exists.
@@ -218,6 +243,14 @@ class World:
             (r"sops decrypt .* (\S+)$", lambda m: self.log("decrypt-snapshot", m[1])),
             (rf"{node} bootstrap --recover-from ", lambda m: self.recovered(self.at(m[1]))),
         ]
+
+    def _nodes(self, controlplane: bool, given: str) -> str:
+        """The prelude's `nodes`: the given IPs, then every other Kubernetes Node of the role."""
+        found = [ip for ip in given.split(",") if ip]
+        for machine in self.machines.values():
+            if machine.node_object and machine.controlplane == controlplane:
+                found += [] if machine.ip in found else [machine.ip]
+        return ",".join(found)
 
     def _skip_if(
         self, name: str, conditions: list[str], env: dict[str, str], stdout: list[str]
@@ -339,6 +372,11 @@ def _kubernetes(config: str) -> str:
 
 def _expand(line: str, env: dict[str, str]) -> str:
     line = re.sub(
+        r"\$\{(\w+):\+([^}]*)\}",  # ${v:+word}: word when v is set and not empty
+        lambda m: _expand(m[2], env) if env.get(m[1]) else "",
+        line,
+    )
+    line = re.sub(
         r'"?\$\{(\w+)(##|#|%%|%)([^}]*)\}"?',
         lambda m: _trim(env[m[1]], m[2], m[3]) if m[1] in env else m[0],
         line,
@@ -367,6 +405,13 @@ _ASSIGNMENT = r'([a-z_]\w*)="?([^\s"$]*)"?$'
 _TALOS_GET = r"talos -e \S+ -n (\S+) get (\w+) -o '?jsonpath=([^'\s]+)'?"
 # Conditions that, when all hold, end the step as done (see steps.skip_if_running).
 _SKIP_IF = r'(.+) && \{ echo "done \S+"; exit 0; \}$'
+# `name="$(nodes [!]<control-plane label> [given])"`, expanded (the prelude's `nodes`).
+_NODES = rf"""(\w+)="\$\(nodes '?(!?){re.escape(steps.CONTROLPLANE_LABEL)}'? ?(\S*)\)"$"""
+# `talosctl health` at one node with explicit lists (cluster/steps.py `health`), expanded.
+_HEALTH = (
+    r"talos -e \S+ -n (\S+) health --control-plane-nodes (\S*) +(?:--worker-nodes (\S+) +)?"
+    r"--wait-timeout \S+$"
+)
 # Another official extension the node runs besides the schematic (its name and version are
 # arbitrary here): the check must find the schematic among several lines.
 _OTHER_EXTENSION = {"name": "qemu-guest-agent", "version": "1.0.0-stand-in"}

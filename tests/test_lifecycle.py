@@ -228,6 +228,55 @@ def test_the_skip_check_as_bash_runs_it(
     assert run.stdout == (f"done {image}\n" if skipped else "upgrade\n")
 
 
+@pytest.mark.parametrize(
+    ("configured", "workers", "live_workers", "expected"),
+    [
+        # A removed worker (.9) is still a Node: listed after the configured ones.
+        (True, "", ".9", "-e .1 -n .1 health --control-plane-nodes .1,.2 --worker-nodes .9"),
+        (True, ".8", ".8", "-e .1 -n .1 health --control-plane-nodes .1,.2 --worker-nodes .8"),
+        # A decommission lists only the Nodes left; the first of them answers.
+        (False, ".8", "", "-e .2 -n .2 health --control-plane-nodes .2,.1"),
+    ],
+)
+def test_the_health_gate_lists_as_bash_runs_it(
+    configured: bool, workers: str, live_workers: str, expected: str
+) -> None:
+    """The gate's lines harness/world.py interprets, run by bash with the real prelude against a
+    kubectl that answers the label selector as the API server would (space-separated JSONPath
+    results), so the lists talosctl health gets are bash's, not the world's."""
+    fakes = (
+        'kube() { case "$*" in\n'
+        f'  "get nodes -l {steps.CONTROLPLANE_LABEL} "*) echo ".2 .1" ;;\n'
+        f'  "get nodes -l !{steps.CONTROLPLANE_LABEL} "*) echo "{live_workers}" ;;\n'
+        '  *) echo "unexpected: $*" >&2; exit 9 ;;\n'
+        "esac; }\n"
+        "talos() { printf '%s\\n' \"$*\"; }\n"
+    )
+    run = subprocess.run(
+        [*steps.INTERPRETER, steps.PRELUDE + fakes + steps.health(configured) + "\n"],
+        input="e30=\ne30=\ntoken\n",
+        env={"CLUSTER_CONTROLPLANES": ".1,.2", "CLUSTER_WORKERS": workers, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout == f"{expected} --wait-timeout {steps.NODE_TIMEOUT}\n"
+
+
+def test_the_health_gate_fails_when_kubernetes_never_answers() -> None:
+    """`nodes` retries a while (the API server may be restarting), then fails the step."""
+    fakes = "kube() { return 1; }\nsleep() { :; }\ntalos() { echo ran; }\n"
+    run = subprocess.run(
+        [*steps.INTERPRETER, steps.PRELUDE + fakes + steps.health() + "\n"],
+        input="e30=\ne30=\ntoken\n",
+        env={"CLUSTER_CONTROLPLANES": ".1", "CLUSTER_WORKERS": "", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (run.returncode, run.stdout) == (1, "")
+
+
 def test_an_unsupported_talos_jump_stops_before_anything_runs(
     created: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -311,6 +360,8 @@ def test_removing_a_worker_drains_and_resets_it_before_its_vm_goes(created: Any)
     ]
     assert result.op(VM, gone) == "delete"
     assert gone not in sim.world.machines
+    # Checked once it left, against the cluster without it (the world's health is strict).
+    assert result.events[result.events.index(("node-delete", gone)) + 1] == ("health",)
 
 
 def test_removing_control_planes_leaves_etcd_one_at_a_time(created: Any) -> None:
@@ -330,6 +381,17 @@ def test_removing_control_planes_leaves_etcd_one_at_a_time(created: Any) -> None
     # One at a time, the last in config order first (the decommissions are chained).
     assert [e[1] for e in result.of("etcd-leave")] == ["talos-cp-3", "talos-cp-2"]
     assert [m.name for m in sim.world.machines.values() if m.etcd_member] == ["talos-cp-1"]
+    for gone in ("talos-cp-3", "talos-cp-2"):  # each checked before the next one leaves
+        assert result.events[result.events.index(("node-delete", gone)) + 1] == ("health",)
+
+
+def test_a_configured_node_kubernetes_does_not_know_stops_the_roll(created: Any) -> None:
+    """The gates list the configured nodes too: a node Kubernetes lost is not rolled past."""
+    sim, config = created
+    sim.world.machines[names(config)[-1]].node_object = False
+    result = sim.up(edited(config, lambda c: c["network"]["nameservers"].append("8.8.8.8")))
+    assert "cluster not healthy" in str(result.error)
+    assert result.of("reboot") == []
 
 
 def test_a_vm_resize_is_rolled_by_proxmox_restarts(created: Any) -> None:
