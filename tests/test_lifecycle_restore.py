@@ -26,6 +26,9 @@ def layout(request: pytest.FixtureRequest) -> Config:
     return committed_config() if request.param == "single-node" else ha_config()
 
 
+ROLES = ("controlplane", "worker")
+
+
 def client_ca(program: ProgramRun | None) -> set[str]:
     """The CA of every client configuration the run handed a Talos call."""
     assert program is not None
@@ -75,7 +78,11 @@ def test_a_lost_cluster_is_rebuilt_from_the_escrow_and_a_snapshot(
     assert ("decrypt-snapshot", str(snap)) in result.events[:at]
     # Day two follows the recovery as it follows a bootstrap: the health gate passes.
     assert ("health",) in result.events[at:]
-    assert second.world.healthy()
+    # And the rebuilt cluster passes the strict health check on exactly the configured nodes.
+    ips = {role: [n["ip"] for n in layout["nodes"] if n["role"] == role] for role in ROLES}
+    second.world.health(
+        "check", ips["controlplane"][0], ",".join(ips["controlplane"]), ",".join(ips["worker"])
+    )
 
     # The next runs, restore settings still in place, never recover again.
     again = second.up(restored(layout, snap))
