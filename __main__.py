@@ -1,68 +1,22 @@
 """Composition root: config + SOPS secrets → settings → Proxmox → Talos → GitOps → outputs."""
 
 import os
-from typing import Any
 
 import pulumi
-import pulumi.runtime.config as runtime_config
 
 from cluster import TalosCluster, TalosClusterArgs
+from cluster.deployed import checked_talos_version
 from cluster.rollout import DayTwo, DayTwoArgs
 from gitops import GitOps, GitOpsArgs
 from gitops.substitutions import check_substitutions
 from infra import ProxmoxInfra, ProxmoxInfraArgs, catalogue_checked_extensions
-from settings import (
-    NAMESPACE,
-    TOP_LEVEL_KEYS,
-    ConfigError,
-    ConfigKind,
-    decrypt_secrets_file,
-    parse_settings,
-    secret_values,
-)
-from settings.escrow import (
-    Decrypter,
-    load_certificate,
-    load_deploy_key,
-    load_machine_secrets,
-    serve_import,
-)
-from settings.upgrades import check_moves, deployed_record
-
-
-def stack_config() -> dict[str, Any]:
-    """Every `homelab:` key the CLI passed, each read with the getter its kind needs.
-
-    The CLI passes a string raw and other values as JSON (settings/reader.py ConfigKind), so a
-    string such as secretsFile is read with get and mappings and lists with get_object. Unknown
-    keys are read as text for parse_settings to reject by name. The whole map: the language
-    host's shim hands PULUMI_CONFIG to set_all_config (pulumi/pulumi
-    sdk/python/cmd/pulumi-language-python-exec), which the SDK keeps in
-    pulumi.runtime.config.CONFIG; get_config falls back to PULUMI_CONFIG itself (get_config_env).
-    The SDK has no public way to list keys (pulumi 3.272.0, pulumi/runtime/config.py).
-    """
-    config = pulumi.Config(NAMESPACE)
-    prefix = f"{NAMESPACE}:"
-    passed = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
-    values: dict[str, Any] = {}
-    for name in sorted(key.removeprefix(prefix) for key in passed if key.startswith(prefix)):
-        if TOP_LEVEL_KEYS.get(name) is not ConfigKind.STRUCTURED:
-            values[name] = config.get(name)
-            continue
-        try:
-            values[name] = config.get_object(name)
-        except pulumi.config.ConfigTypeError:
-            raise ConfigError(
-                f"{prefix}{name}",
-                config.get(name),
-                "must be a YAML mapping or list",
-                f"write {prefix}{name} as in the committed Pulumi.homelab.yaml",
-            ) from None
-    return values
-
+from settings import ConfigError, decrypt_secrets_file, parse_settings, secret_values
+from settings.escrow import load_escrow_files, serve_import
+from settings.stack import read_stack_config
+from settings.upgrades import deployed_record
 
 try:
-    settings = parse_settings(stack_config(), os.environ)
+    settings = parse_settings(read_stack_config(), os.environ)
     decrypted = decrypt_secrets_file(
         settings.secrets_file, settings.gitops.age_key_file, os.environ
     )
@@ -72,64 +26,17 @@ try:
     # The one check that asks a provider: Image Factory's catalogue for the Talos version.
     extensions = catalogue_checked_extensions(settings)
     # The escrow files (README "Backup and restore"), decrypted as the secrets file is.
-    escrow_sops = Decrypter(settings.gitops.age_key_file, os.environ)
-    escrowed = load_machine_secrets(
-        settings.backup.escrow_file, "homelab:backup.escrowFile", escrow_sops
-    )
-    deploy_key_escrow = (
-        load_deploy_key(
-            settings.backup.deploy_key_file, "homelab:backup.deployKeyFile", escrow_sops
-        )
-        if settings.gitops.uses_ssh
-        else None
-    )
-    certificate_escrow = load_certificate(
-        settings.backup.certificate_file, "homelab:backup.certificateFile", escrow_sops
-    )
-    if settings.backup.restore_from is not None and escrowed is None:
-        raise ConfigError(
-            "homelab:backup.restoreFrom",
-            str(settings.backup.restore_from),
-            "needs the escrowed Talos secrets the snapshot was taken under "
-            f"({settings.backup.escrow_file} does not exist)",
-            "restore the escrow file from git",
-        )
-    if settings.backup.adopt_secrets and escrowed is None:
-        raise ConfigError(
-            "homelab:backup.adoptSecrets",
-            True,
-            f"needs the escrow file {settings.backup.escrow_file}, which does not exist",
-            "restore it from git (or set homelab:backup.escrowFile), or set adoptSecrets: false "
-            "to create a new cluster",
-        )
+    escrow = load_escrow_files(settings, os.environ)
 except ConfigError as error:
     # One clean message, no traceback, and nothing registered.
     raise pulumi.RunError(str(error)) from None
 
-
-def _checked_talos_version(deployed: object) -> str:
-    try:
-        check_moves(settings, deployed if isinstance(deployed, dict) else None)
-    except ConfigError as error:
-        raise pulumi.RunError(str(error)) from None
-    return settings.cluster.talos_version
-
-
-# What the cluster runs: this stack's own `deployed` output of its last successful run (see
-# settings/upgrades.py). The Talos version reaches the image, and so every node step, only
-# through this check: a refused move stops the run before anything touches a node.
-own_stack = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-talos_version = (
-    pulumi.StackReference("deployed", stack_name=own_stack)
-    .get_output("deployed")
-    .apply(_checked_talos_version)
-)
 infra = ProxmoxInfra(
     "proxmox",
     ProxmoxInfraArgs(
         settings=settings,
         api_token=secrets.proxmox_api_token,
-        talos_version=talos_version,
+        talos_version=checked_talos_version(settings),
         extensions=extensions,
     ),
 )
@@ -140,9 +47,13 @@ cluster = TalosCluster(
         installer_image=infra.installer_image,
         node_addresses=infra.node_addresses,
         vms=infra.vms,
-        escrowed=escrowed,
+        escrowed=escrow.machine_secrets,
         # Adopt: import the escrowed secrets instead of generating new ones.
-        adopt_from=serve_import(escrowed) if settings.backup.adopt_secrets and escrowed else None,
+        adopt_from=(
+            serve_import(escrow.machine_secrets)
+            if settings.backup.adopt_secrets and escrow.machine_secrets
+            else None
+        ),
     ),
 )
 day_two = DayTwo(
@@ -170,8 +81,8 @@ gitops = GitOps(
         settings=settings,
         secrets=secrets,
         kubeconfig=kubeconfig,
-        deploy_key_escrow=deploy_key_escrow,
-        certificate_escrow=certificate_escrow,
+        deploy_key_escrow=escrow.deploy_key,
+        certificate_escrow=escrow.certificate,
     ),
 )
 

@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 from settings.errors import ConfigError
+from settings.model import Settings
+from settings.reader import NAMESPACE
 from settings.secrets import decrypt_secrets_file
 
 REDACTED = "<redacted>"
@@ -177,3 +179,48 @@ def serve_import(escrow: Escrow) -> str:
 
     threading.Thread(target=serve, name="talos-secrets-import", daemon=True).start()
     return str(pipe)
+
+
+@dataclass(frozen=True)
+class EscrowFiles:
+    """The escrow files that exist, decrypted; None for each that does not."""
+
+    machine_secrets: Escrow | None
+    deploy_key: Mapping[str, str] | None
+    certificate: Mapping[str, Any] | None
+
+
+def load_escrow_files(settings: Settings, env: Mapping[str, str]) -> EscrowFiles:
+    """Decrypt the escrow files and check that what backup asks for has one to work from."""
+    backup = settings.backup
+    sops = Decrypter(settings.gitops.age_key_file, env)
+    files = EscrowFiles(
+        machine_secrets=load_machine_secrets(
+            backup.escrow_file, f"{NAMESPACE}:backup.escrowFile", sops
+        ),
+        deploy_key=(
+            load_deploy_key(backup.deploy_key_file, f"{NAMESPACE}:backup.deployKeyFile", sops)
+            if settings.gitops.uses_ssh
+            else None
+        ),
+        certificate=load_certificate(
+            backup.certificate_file, f"{NAMESPACE}:backup.certificateFile", sops
+        ),
+    )
+    if backup.restore_from is not None and files.machine_secrets is None:
+        raise ConfigError(
+            f"{NAMESPACE}:backup.restoreFrom",
+            str(backup.restore_from),
+            "needs the escrowed Talos secrets the snapshot was taken under "
+            f"({backup.escrow_file} does not exist)",
+            "restore the escrow file from git",
+        )
+    if backup.adopt_secrets and files.machine_secrets is None:
+        raise ConfigError(
+            f"{NAMESPACE}:backup.adoptSecrets",
+            True,
+            f"needs the escrow file {backup.escrow_file}, which does not exist",
+            "restore it from git (or set homelab:backup.escrowFile), or set adoptSecrets: false "
+            "to create a new cluster",
+        )
+    return files
