@@ -20,6 +20,7 @@ from settings import (
     parse_settings,
     secret_values,
 )
+from settings.backup import check_snapshot
 from settings.escrow import (
     Decrypter,
     load_certificate,
@@ -108,8 +109,11 @@ except ConfigError as error:
 
 
 def _checked_talos_version(deployed: object) -> str:
+    record = deployed if isinstance(deployed, dict) else None
     try:
-        check_moves(settings, deployed if isinstance(deployed, dict) else None)
+        check_moves(settings, record)
+        # The restore's snapshot is needed only until the restoring run succeeded.
+        check_snapshot(settings.backup, record, "homelab:backup.restoreFrom")
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from None
     return settings.cluster.talos_version
