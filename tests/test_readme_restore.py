@@ -405,16 +405,40 @@ def test_an_escrow_file_of_another_cluster_stops_the_run_before_any_node(
     """README: when the escrow file and the state disagree (another cluster's file), `pulumi up`
     stops before touching any node and names the differing fields."""
     section = readme_section("Backup and restore")
-    assert "stops before touching any node and names the differing fields" in re.sub(
-        r"\s+", " ", section
-    )
+    said = "stops before any node gets a config (new VMs may already have been created)"
+    assert said in re.sub(r"\s+", " ", section)
     # The harness' Secrets stand-in generates the same values every time: the file is another's.
     encrypt(workdir / "talos-secrets.enc.yaml", other_bundle())
     rebuilt = Lifecycle(str(secrets_file))
     result = rebuilt.up(ha_config())
     assert result.error is not None
     assert "differing: cluster.secret, certs.etcd.crt" in str(result.error)
-    touched = [e for e in rebuilt.world.events if e[0] != "vm-create"]
+    # VM creation and local escrow writes (the deploy key's) may happen; nothing reaches a node.
+    touched = [e for e in rebuilt.world.events if e[0] not in ("vm-create", "escrow")]
     assert touched == [], touched
     # VMs may boot the ISO into maintenance mode; no config reached them.
     assert not any(m.installed for m in rebuilt.world.machines.values())
+
+
+def test_the_escrow_files_are_written_when_the_secrets_are_made_not_on_every_run(
+    workdir: Path, secrets_file: Path
+) -> None:
+    """The table and the configuration reference: the `up` that creates (or changes) the secrets
+    and the deploy key writes their escrow files; a run that changes neither writes nothing
+    (pulumi-command re-runs `create` only when an input moved)."""
+    row = next(
+        line
+        for line in readme_section("Backup and restore").splitlines()
+        if line.startswith("| Talos machine secrets")
+    )
+    assert "the `mise run up` that creates them (or changes them)" in row
+    reference = readme_section("Configuration reference")
+    assert "written by the `up` that creates or changes them" in reference
+    stack = Lifecycle(str(secrets_file))
+    created = stack.up(ha_config())
+    assert created.error is None, created.error
+    escrows = {("escrow", "talos-secrets.enc.yaml"), ("escrow", "flux-deploy-key.enc.yaml")}
+    assert escrows <= set(created.events)
+    again = stack.up(ha_config())
+    assert again.error is None, again.error
+    assert again.of("escrow") == [], again.changed()
