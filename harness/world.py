@@ -148,6 +148,11 @@ class World:
             machine.active_config, machine.staged_config = machine.staged_config, None
         self.log("reboot", machine.name, why)
 
+    def check_health(self, controlplanes: list[str], workers: list[str]) -> None:
+        """Tests' question "is the cluster healthy on exactly these nodes?": the same strict
+        verdict as `talosctl health` (below), asked at the first control plane."""
+        self.health("check", controlplanes[0], ",".join(controlplanes), ",".join(workers))
+
     def health(self, name: str, endpoint: str, controlplanes: str, workers: str) -> None:
         """`talosctl health` with explicit node lists, as its default checks judge them
         (siderolabs/talos v1.12.4, pkg/cluster/check/default.go): the Kubernetes Nodes must be

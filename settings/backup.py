@@ -119,12 +119,32 @@ def _snapshot(section: Section) -> Path | None:
     if value is None:
         return None
     path = Path(value)
-    if not path.is_file() or not path.name.endswith(SNAPSHOT_SUFFIXES):
-        raise ConfigError(
-            section.key("restoreFrom"),
-            value,
-            "is not an encrypted etcd snapshot file",
-            "copy one from the NAS (etcd-backups/etcd-<time>.snapshot.sops.json) or name one "
-            "from backups/etcd/ (taken before a Talos upgrade)",
+    if not path.name.endswith(SNAPSHOT_SUFFIXES):
+        raise _not_a_snapshot(
+            section.key("restoreFrom"), value, "is not an encrypted etcd snapshot file"
         )
     return path
+
+
+def check_snapshot(backup: BackupSettings, deployed: Mapping[str, Any] | None, key: str) -> None:
+    """The snapshot must exist on the run that restores: a stack nothing was deployed by yet.
+
+    Only that run reads it: the recovery step it creates never runs again (cluster/restore.py),
+    and the setting stays in the committed stack config while the file, kept out of git
+    (.gitignore), is absent from any other clone. `deployed` is the stack's own output of its last
+    successful run (settings/upgrades.py), which the restoring run exports when it succeeds."""
+    if backup.restore_from is None or deployed or backup.restore_from.is_file():
+        return
+    raise _not_a_snapshot(
+        key, str(backup.restore_from), "does not exist, and the restoring run reads it"
+    )
+
+
+def _not_a_snapshot(key: str, value: str, problem: str) -> ConfigError:
+    return ConfigError(
+        key,
+        value,
+        problem,
+        "copy one from the NAS (etcd-backups/etcd-<time>.snapshot.sops.json) or name one "
+        "from backups/etcd/ (taken before a Talos upgrade)",
+    )

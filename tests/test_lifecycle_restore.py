@@ -80,9 +80,7 @@ def test_a_lost_cluster_is_rebuilt_from_the_escrow_and_a_snapshot(
     assert ("health",) in result.events[at:]
     # And the rebuilt cluster passes the strict health check on exactly the configured nodes.
     ips = {role: [n["ip"] for n in layout["nodes"] if n["role"] == role] for role in ROLES}
-    second.world.health(
-        "check", ips["controlplane"][0], ",".join(ips["controlplane"]), ",".join(ips["worker"])
-    )
+    second.world.check_health(ips["controlplane"], ips["worker"])
 
     # The next runs, restore settings still in place, never recover again.
     again = second.up(restored(layout, snap))

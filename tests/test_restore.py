@@ -14,7 +14,7 @@ from pathlib import Path
 from cluster import steps
 from harness.engine import plain_strings, run_program
 from harness.environment import ha_config
-from harness.tokens import APPLY, BOOTSTRAP, KUBECONFIG, SECRETS
+from harness.tokens import APPLY, BOOTSTRAP, KUBECONFIG, SECRETS, VM
 from tests.real_sops import SOPS, encrypt, run, workdir_fixture  # noqa: F401  (fixture)
 from tests.test_secrets_escrow import STATE_BUNDLE
 
@@ -70,9 +70,22 @@ def test_without_a_snapshot_the_cluster_bootstraps_as_usual(workdir: Path) -> No
 
 
 def test_a_snapshot_path_that_is_no_snapshot_is_refused_before_anything(workdir: Path) -> None:
-    result = run(workdir, {"restoreFrom": str(workdir / "x.snapshot.sops.json")}, expect_error=True)
+    encrypt(workdir / "talos-secrets.enc.yaml", STATE_BUNDLE)
+    (workdir / "etcd.tar.gz").write_bytes(b"not sops")
+    result = run(workdir, {"restoreFrom": str(workdir / "etcd.tar.gz")}, expect_error=True)
     assert str(result.error).startswith("homelab:backup.restoreFrom")
     assert result.registrations == []
+
+
+def test_a_restore_whose_snapshot_is_missing_stops_before_any_node(workdir: Path) -> None:
+    """The run that restores (nothing deployed yet) needs the file; later runs do not (see
+    tests/test_readme_restore.py), so it is checked with the stack's `deployed` output."""
+    encrypt(workdir / "talos-secrets.enc.yaml", STATE_BUNDLE)
+    missing = str(workdir / "x.snapshot.sops.json")
+    result = run(workdir, {"adoptSecrets": True, "restoreFrom": missing}, expect_error=True)
+    assert str(result.error).startswith(f"homelab:backup.restoreFrom = '{missing}'")
+    assert result.of_type(VM) == [] and result.of_type(APPLY) == []
+    assert [c for c in result.of_type(COMMAND) if c.name == "bootstrap-recover"] == []
 
 
 def test_a_restore_without_the_escrowed_secrets_is_refused(workdir: Path) -> None:
