@@ -10,7 +10,6 @@ only: how long one Talos upgrade takes depends on the image pull and the hardwar
 from __future__ import annotations
 
 import copy
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from bench.layout import SIZES, cluster_config
 from harness.environment import write_program_environment
 from harness.lifecycle import Lifecycle
+from harness.process_env import patched_environ
 
 TARGET = "v1.12.5"
 
@@ -57,18 +57,8 @@ def measure(sizes: list[int]) -> list[UpgradePath]:
     """The upgrade path at each size, each in a fresh simulation with its own sops environment."""
     with tempfile.TemporaryDirectory() as directory:
         environment = write_program_environment(Path(directory))
-        saved = {key: os.environ.get(key) for key in ("PATH", "SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE")}
-        os.environ["PATH"] = environment.path()
-        os.environ.pop("SOPS_AGE_KEY", None)
-        os.environ["SOPS_AGE_KEY_FILE"] = str(environment.age_key)
-        try:
+        with patched_environ(environment.variables()):
             return [upgrade_path(nodes, environment.secrets_file) for nodes in sizes]
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 def render(paths: list[UpgradePath]) -> str:

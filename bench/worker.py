@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from bench.layout import cluster_config
 from bench.measure import time_evaluations
 from harness.engine import run_program
 from harness.environment import write_program_environment
+from harness.process_env import patched_environ
 
 
 def main() -> None:
@@ -29,12 +29,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as directory:
         environment = write_program_environment(Path(directory))
-        os.environ["PATH"] = environment.path()
-        os.environ["SOPS_AGE_KEY_FILE"] = str(environment.age_key)
-        # The program prefers SOPS_AGE_KEY to the key file: keep the caller's shell out of it.
-        os.environ.pop("SOPS_AGE_KEY", None)
         config = {**cluster_config(args.nodes), "secretsFile": str(environment.secrets_file)}
-        timing, run = time_evaluations(lambda: run_program(config), args.runs)
+        with patched_environ(environment.variables()):
+            timing, run = time_evaluations(lambda: run_program(config), args.runs)
 
     result = analyse(args.nodes, run, timing)
     args.out.write_text(json.dumps(asdict(result)))

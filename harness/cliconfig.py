@@ -26,7 +26,6 @@ from __future__ import annotations
 import calendar
 import json
 import math
-import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,6 +39,8 @@ from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
+
+from harness.process_env import patched_environ
 
 CONFIG_VAR = "PULUMI_CONFIG"
 SECRET_KEYS_VAR = "PULUMI_CONFIG_SECRET_KEYS"
@@ -298,17 +299,9 @@ def _go_float_text(value: float) -> str:
 @contextmanager
 def shim_config(wire: Mapping[str, str]) -> Iterator[None]:
     """Set the config as pulumi-language-python-exec does: env vars, then set_all_config."""
-    saved = {name: os.environ.get(name) for name in (CONFIG_VAR, SECRET_KEYS_VAR)}
-    os.environ[CONFIG_VAR] = json.dumps(dict(wire))
-    os.environ[SECRET_KEYS_VAR] = "[]"  # constructConfigSecretKeys: no `secure:` values here
-    pulumi.runtime.set_all_config(
-        pulumi.runtime.get_config_env(), pulumi.runtime.get_config_secret_keys_env()
-    )
-    try:
+    # constructConfigSecretKeys: no `secure:` values here, so no secret keys.
+    with patched_environ({CONFIG_VAR: json.dumps(dict(wire)), SECRET_KEYS_VAR: "[]"}):
+        pulumi.runtime.set_all_config(
+            pulumi.runtime.get_config_env(), pulumi.runtime.get_config_secret_keys_env()
+        )
         yield
-    finally:
-        for name, previous in saved.items():
-            if previous is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = previous

@@ -150,6 +150,20 @@ class ProgramEnvironment:
         """PATH with this environment's real sops found first."""
         return f"{self.sops.parent}{os.pathsep}{os.environ['PATH']}"
 
+    def key_variables(self) -> dict[str, str | None]:
+        """What makes sops, and the program's `sops-age`, use this environment's key alone:
+        SOPS_AGE_KEY wins over the key file (settings/secrets.py read_age_key), and sops also
+        reads the caller's ~/.config/sops/age/keys.txt; None removes a variable."""
+        return {
+            "SOPS_AGE_KEY": None,
+            "SOPS_AGE_KEY_FILE": str(self.age_key),
+            "XDG_CONFIG_HOME": str(self.age_key.parent / "no-config"),
+        }
+
+    def variables(self) -> dict[str, str | None]:
+        """The process environment a program run outside pytest needs (bench/)."""
+        return {"PATH": self.path(), **self.key_variables()}
+
     def write_secrets(self, document: Mapping[str, Any], recipient: str | None = None) -> None:
         """Replace the secrets file with the document, encrypted to this environment's key (or
         to another recipient, which this environment's key then cannot decrypt)."""

@@ -46,11 +46,11 @@ def secrets_file(environment: ProgramEnvironment) -> Path:
 
 @pytest.fixture
 def age_key(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Path:
-    # The program hands Flux SOPS_AGE_KEY before the key file (read_age_key): keep the caller's out.
-    monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
-    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(environment.age_key))
-    # Nor may sops find the caller's own default key file (~/.config/sops/age/keys.txt).
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(environment.age_key.parent / "no-config"))
+    for name, value in environment.key_variables().items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     return environment.age_key
 
 
