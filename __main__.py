@@ -63,6 +63,7 @@ day_two = DayTwo(
         installer_image=infra.installer_image,
         client_configuration=cluster.client_configuration,
         machine_configurations=cluster.machine_configurations,
+        patches=cluster.patches,
         installs=cluster.installs,
         bootstrap=cluster.bootstrap,
         talosconfig=cluster.talosconfig,

@@ -47,6 +47,8 @@ class TalosCluster(pulumi.ComponentResource):
     # What the day-two steps (cluster/rollout.py) build on.
     client_configuration: pulumi.Output[talos.machine.ClientConfigurationArgs]
     machine_configurations: dict[Role, pulumi.Output[str]]
+    # Each node's rendered patches: the install applies them, the staged apply keeps them current.
+    patches: dict[str, pulumi.Output[list[str]]]
     installs: dict[str, pulumi.Resource]
     bootstrap: pulumi.Resource
 
@@ -86,7 +88,7 @@ class TalosCluster(pulumi.ComponentResource):
                     talos_version=secrets.talos_version.apply(
                         lambda v: _contract_version(v, settings)
                     ),
-                    kubernetes_version=_kubernetes_version(settings),
+                    kubernetes_version=settings.cluster.kubernetes_release,
                     docs=False,
                     examples=False,
                     opts=invoke,
@@ -99,18 +101,21 @@ class TalosCluster(pulumi.ComponentResource):
             secrets, talos.machine.ClientConfigurationArgs, checked
         )
         applies: dict[str, talos.machine.ConfigurationApply] = {}
-        for node in settings.nodes:
-            address = args.node_addresses[node.name]
-            patches = args.installer_image.apply(
+        self.patches = {
+            node.name: args.installer_image.apply(
                 lambda image, node=node: render(node_patches(settings, node, image))
             )
+            for node in settings.nodes
+        }
+        for node in settings.nodes:
+            address = args.node_addresses[node.name]
             applies[node.name] = talos.machine.ConfigurationApply(
                 f"{node.name}-config",
                 client_configuration=client_configuration,
                 machine_configuration_input=machine_configurations[node.role],
                 node=address,
                 endpoint=address,
-                config_patches=patches,
+                config_patches=self.patches[node.name],
                 # The install, from maintenance mode, which accepts only auto/reboot/try (siderolabs
                 # /talos v1.12.4, internal/app/maintenance/server.go, ApplyConfiguration). Later
                 # changes go through the staged apply and rolling reboots of cluster/rollout.py,
@@ -258,8 +263,3 @@ def _machine_secrets(
 
 def _certificate(pair: machine_outputs.CertificateResult) -> talos.machine.CertificateArgs:
     return talos.machine.CertificateArgs(cert=pair.cert, key=pair.key)
-
-
-def _kubernetes_version(settings: Settings) -> str:
-    """Talos takes the bare version number; the config accepts it with or without a leading v."""
-    return settings.cluster.kubernetes_version.removeprefix("v")

@@ -3,9 +3,10 @@
 Each step is a pulumi-command `local.Command` (pulumi/pulumi-command, provider/pkg/provider/local/
 commandController.go): `create` runs once when the step is first made, `update` runs when any
 non-trigger input changes, `delete` runs when the step leaves the program (using the inputs in
-state), and unchanged inputs run nothing. So every step here has no `create` (a new node was just
-installed with exactly this config, image and size), an `update` that does the work, and inputs
-that are exactly what it guards: the node's installer image, config digest, VM size. No step uses
+state), and unchanged inputs run nothing. So every step here has a `create` that only records what
+it guards (a new node was just installed with exactly this config, image and size), an `update`
+that does the work, and inputs that are exactly what it guards: the node's installer image,
+config digest, VM size. No step uses
 `triggers` (a replaceOnChanges input, common/inputs.go): a replace would also run `delete`.
 
 Order: `kubernetes-upgrade` → every node's staged config → per node, control planes first in
@@ -37,6 +38,8 @@ class DayTwoArgs:
     installer_image: pulumi.Output[str]
     client_configuration: pulumi.Output[Any]
     machine_configurations: Mapping[Role, pulumi.Output[str]]
+    # Each node's rendered patches (TalosCluster.patches), staged when they change.
+    patches: Mapping[str, pulumi.Output[list[str]]]
     # The install applies, one per node: a node's day-two steps start after its install.
     installs: Mapping[str, pulumi.Resource]
     bootstrap: pulumi.Resource
@@ -92,20 +95,17 @@ class DayTwo(pulumi.ComponentResource):
             )
 
         first = settings.bootstrap_node
-        previous: list[pulumi.Resource] = [args.bootstrap]
-        if settings.cluster.kubernetes_version:
-            # Before any config carrying the new version: applying that config first would move
-            # every node at once (terraform-provider-talos issue 140).
-            k8s = step(
-                "kubernetes-upgrade",
-                {
-                    "KUBERNETES_VERSION": settings.cluster.kubernetes_version.removeprefix("v"),
-                    "GUARD": settings.cluster.kubernetes_version,
-                },
-                update=steps.upgrade_kubernetes(str(first.ip)),
-                after=previous,
-            )
-            previous = [k8s]
+        # Before any config carrying the new version: applying that config first would move
+        # every node at once (terraform-provider-talos issue 140).
+        kubernetes_upgrade = step(
+            "kubernetes-upgrade",
+            {
+                "KUBERNETES_VERSION": settings.cluster.kubernetes_release,
+                "GUARD": settings.cluster.kubernetes_version,
+            },
+            update=steps.upgrade_kubernetes(str(first.ip)),
+            after=[args.bootstrap],
+        )
 
         configs: dict[str, talos.machine.ConfigurationApply] = {}
         for node in settings.nodes:
@@ -115,9 +115,7 @@ class DayTwo(pulumi.ComponentResource):
                 machine_configuration_input=args.machine_configurations[node.role],
                 node=str(node.ip),
                 endpoint=str(node.ip),
-                config_patches=args.installer_image.apply(
-                    lambda image, node=node: render(node_patches(settings, node, image))
-                ),
+                config_patches=args.patches[node.name],
                 # Staged: written now, active at the node's next boot, which `reboot` (or an
                 # upgrade) below makes, one node at a time. `auto` would reboot every node
                 # that needs it at once; `staged_if_needing_reboot` falls back to `auto` when its
@@ -130,7 +128,7 @@ class DayTwo(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     # After its install, and after a Kubernetes upgrade (see above).
-                    depends_on=[args.installs[node.name], *previous],
+                    depends_on=[args.installs[node.name], kubernetes_upgrade],
                 ),
             )
 

@@ -42,6 +42,11 @@ class ClusterSettings:
     endpoint_name: str | None
     install_disk: str
 
+    @property
+    def kubernetes_release(self) -> str:
+        """The version number alone, as Talos takes it (the setting may carry a leading v)."""
+        return self.kubernetes_version.removeprefix("v")
+
 
 @dataclass(frozen=True)
 class NetworkSettings:
