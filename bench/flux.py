@@ -20,7 +20,7 @@ from functools import cache
 
 import yaml
 
-from gitops.layers import LAYERS, MANIFEST_ROOT, REQUEUE_DEPENDENCY_SECONDS
+from gitops.layers import LAYERS, MANIFEST_ROOT, REQUEUE_DEPENDENCY_SECONDS, RETRY_INTERVAL_MINUTES
 from harness.engine import PROJECT_ROOT
 
 FLUX_DEFAULT_REQUEUE_SECONDS = 30  # --requeue-dependency default, helm-/kustomize-controller
@@ -74,7 +74,7 @@ PLAIN_LAYER_SECONDS: dict[str, tuple[float, str]] = {
 }
 
 
-RETRY_INTERVAL_S = 120  # every layer's retryInterval (gitops/layers.py kustomization_spec)
+RETRY_INTERVAL_S = RETRY_INTERVAL_MINUTES * 60  # every layer's retryInterval (gitops/layers.py)
 
 
 @dataclass(frozen=True)

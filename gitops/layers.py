@@ -29,6 +29,8 @@ QUOTE_VARIABLE = "quote"
 # Flux's vertical-scaling guide sets 5s. gitops/component.py patches both controllers with it.
 REQUEUE_DEPENDENCY = "5s"
 REQUEUE_DEPENDENCY_SECONDS = 5
+# How long a failed layer waits before Flux tries it again (the Kustomization's retryInterval).
+RETRY_INTERVAL_MINUTES = 2
 REQUEUED_CONTROLLERS = ("helm-controller", "kustomize-controller")
 
 
@@ -121,7 +123,7 @@ def worst_case_seconds(layer: Layer, layers: tuple[Layer, ...] = LAYERS) -> int:
 def kustomization_spec(layer: Layer) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "interval": "10m",
-        "retryInterval": "2m",
+        "retryInterval": f"{RETRY_INTERVAL_MINUTES}m",
         "timeout": f"{layer.timeout_minutes}m",
         "path": layer.path,
         "prune": True,

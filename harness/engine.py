@@ -261,15 +261,16 @@ def plain_strings(value: Any) -> Iterator[str]:
 def run_program(
     config: Mapping[str, Any],
     preview: bool = False,
-    expect_error: bool = False,
+    expect_error: bool | None = False,
     provider_mocks: mocks.Mocks | None = None,
 ) -> ProgramRun:
     """Evaluate __main__.py with the given stack config, as `pulumi preview` or `pulumi up` would.
 
     `config` holds values as the CLI reads them from Pulumi.<stack>.yaml (harness/cliconfig.py
     load_stack_file; keys without a namespace are `homelab:` keys); they reach the program in the
-    CLI's encoding, through the language host's shim. An error the program raises is re-raised,
-    or with expect_error kept in the result together with whatever was registered before it.
+    CLI's encoding, through the language host's shim. An error the program raises is re-raised;
+    with expect_error=True it is required instead, and with None merely allowed: either way it is
+    kept in the result together with whatever was registered before it.
     provider_mocks replaces the stateless stand-ins (harness/lifecycle.py passes one that knows
     the previous run).
     """
@@ -289,7 +290,7 @@ def run_program(
         with shim_config(wire_config(config, PROJECT)):
             _sync_await(run_pulumi_func(program))
     except Exception as error:
-        if not expect_error:
+        if expect_error is False:
             raise
         return ProgramRun(
             list(monitor.registrations), list(monitor.invocations), {}, set(), error, engine.logs

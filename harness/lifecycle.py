@@ -59,14 +59,8 @@ class LifecycleMocks(HomelabMocks):
     """The stand-ins, plus what depends on the stack and the world."""
 
     def __init__(self, outputs: Mapping[str, Any], world: World) -> None:
-        self.outputs = dict(outputs)
+        super().__init__(stack_outputs=outputs)
         self.world = world
-
-    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        if args.typ == STACK_REFERENCE:
-            name = args.inputs.get("name", args.resource_id)
-            return str(name), {"name": name, "outputs": self.outputs, "secretOutputNames": []}
-        return super().new_resource(args)
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         result, failures = super().call(args)
@@ -97,28 +91,34 @@ class Lifecycle:
         nodes = {node["name"]: node for node in config["nodes"]}
         start = len(self.world.events)
         stand_ins = LifecycleMocks(self.outputs, self.world)
+        program = run_program(config, expect_error=None, provider_mocks=stand_ins)
+        ops: dict[str, str] = {}
+        if program.error is not None:
+            # The program itself failed: the engine stops, after what was already registered.
+            self._execute(program, nodes, set(replace), ops, deletes=False)
+            return RunResult(ops, self.world.events[start:], program.error, program)
         try:
-            program = run_program(config, provider_mocks=stand_ins)
-        except Exception as error:  # the program itself failed: the engine stops
-            partial = run_program(config, expect_error=True, provider_mocks=stand_ins)
-            ops = self._execute(partial, nodes, set(replace), deletes=False)
-            return RunResult(ops, self.world.events[start:], error, partial)
-        try:
-            ops = self._execute(program, nodes, set(replace), deletes=True)
+            self._execute(program, nodes, set(replace), ops, deletes=True)
         except StepError as error:
-            return RunResult(self._ops, self.world.events[start:], error, program)
+            return RunResult(ops, self.world.events[start:], error, program)
         self.outputs = program.outputs
         return RunResult(ops, self.world.events[start:], None, program)
 
     # -- the engine's part ----------------------------------------------------------------
     def _execute(
-        self, run: ProgramRun, nodes: dict[str, Any], replace: set[str], deletes: bool
-    ) -> dict[str, str]:
-        self._ops: dict[str, str] = {}
+        self,
+        run: ProgramRun,
+        nodes: dict[str, Any],
+        replace: set[str],
+        ops: dict[str, str],
+        deletes: bool,
+    ) -> None:
+        """Carry out the run's operations, recording each into `ops` as it goes (so a step that
+        fails leaves the ones before it recorded)."""
         replaced: set[str] = set()
         late_deletes: list[Stored] = []
         current = {r.urn for r in run.registrations}
-        for reg in _adversarial_order(run.registrations):
+        for reg in _adversarial_order(run):
             if not reg.custom or reg.type.startswith("pulumi:providers:") or reg.remote:
                 continue
             if reg.type == STACK_REFERENCE:
@@ -126,10 +126,10 @@ class Lifecycle:
             old = self.resources.get(reg.urn)
             inputs = _with_ignored(reg, old)
             op = _operation(reg, old, inputs, replaced, reg.name in replace)
-            self._ops[f"{reg.type}::{reg.name}"] = op
+            ops[f"{reg.type}::{reg.name}"] = op
             if op == "replace":
                 replaced.add(reg.urn)
-            new = Stored(reg.type, reg.name, inputs, reg.state, _dependencies(reg))
+            new = Stored(reg.type, reg.name, inputs, reg.state, run.all_dependencies(reg))
             new.stdout = old.stdout if old and op == "same" else ""
             if op != "same":
                 self._act(reg, op, old, new, nodes=nodes, late_deletes=late_deletes)
@@ -139,10 +139,9 @@ class Lifecycle:
         if deletes:
             for urn in _dependents_first(self.resources, set(self.resources) - current):
                 old = self.resources[urn]
-                self._ops[f"{old.type}::{old.name}"] = "delete"
+                ops[f"{old.type}::{old.name}"] = "delete"
                 self._delete(old)
                 del self.resources[urn]
-        return self._ops
 
     def _act(
         self,
@@ -223,17 +222,11 @@ def _operation(
     return "update" if changed else "same"
 
 
-def _dependencies(reg: Registration) -> set[str]:
-    found = set(reg.dependencies)
-    for urns in reg.property_dependencies.values():
-        found.update(urns)
-    return found
-
-
-def _adversarial_order(registrations: list[Registration]) -> list[Registration]:
+def _adversarial_order(run: ProgramRun) -> list[Registration]:
     """An order the engine could run them in: only dependencies constrain it (a dependency on a
     component stands for its children), and among the ready ones the last registered goes
     first, so an ordering the program expresses only by registering earlier does not hold."""
+    registrations = run.registrations
     by_urn = {r.urn: r for r in registrations}
     children: dict[str, list[str]] = {}
     for r in registrations:
@@ -251,7 +244,7 @@ def _adversarial_order(registrations: list[Registration]) -> list[Registration]:
                 stack.extend(children.get(urn, []))
         return found
 
-    waits = {r.urn: expand(_dependencies(r)) - {r.urn} for r in registrations}
+    waits = {r.urn: expand(run.all_dependencies(r)) - {r.urn} for r in registrations}
     done: set[str] = set()
     order: list[Registration] = []
     left = sorted(registrations, key=lambda r: -r.seq)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,11 @@ def _digest(*parts: object) -> str:
 class HomelabMocks(mocks.Mocks):
     """Deterministic stand-ins for what the providers would return."""
 
+    def __init__(self, stack_outputs: Mapping[str, Any] | None = None) -> None:
+        # What the stack's last successful run exported (none for a new stack): the answer to
+        # the program's StackReference to itself.
+        self.stack_outputs = dict(stack_outputs or {})
+
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         inputs = dict(args.inputs)
         kind = args.typ
@@ -27,9 +33,13 @@ class HomelabMocks(mocks.Mocks):
             return str(vm_id), {**inputs, "vmId": vm_id, "ipv4Addresses": vm_ipv4_addresses(inputs)}
         if kind == STACK_REFERENCE:
             # The engine's builtin provider answers with the stack's outputs (pulumi/pulumi,
-            # pkg/resource/deploy/builtins.go readStackReference); a new stack has none.
+            # pkg/resource/deploy/builtins.go readStackReference).
             name = inputs.get("name", args.resource_id)
-            return str(name), {"name": name, "outputs": {}, "secretOutputNames": []}
+            return str(name), {
+                "name": name,
+                "outputs": self.stack_outputs,
+                "secretOutputNames": [],
+            }
         if kind == "proxmoxve:download/file:File":
             return f"{inputs['datastoreId']}:iso/{inputs['fileName']}", inputs
         if kind == "talos:imageFactory/schematic:Schematic":

@@ -50,7 +50,6 @@ class Machine:
 class World:
     machines: dict[str, Machine] = field(default_factory=dict)  # by VM name
     etcd_bootstrapped: bool = False
-    kubernetes_version: str | None = None
     events: list[tuple[str, ...]] = field(default_factory=list)
     vm_names: dict[int, str] = field(default_factory=dict)  # Proxmox VM id → VM name
 
@@ -325,7 +324,6 @@ class World:
 
     def _upgrade_kubernetes(self, match: re.Match[str]) -> None:
         self.at(match[1])
-        self.kubernetes_version = match[2]
         self.log("upgrade-k8s", match[2])
 
     def _reset(self, match: re.Match[str]) -> None:
