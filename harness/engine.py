@@ -44,11 +44,11 @@ class Registration:
     inputs: dict[str, Any]
     raw_inputs: dict[str, Any]
     dependencies: list[str]
-    property_dependencies: dict[str, list[str]]
-    ignore_changes: list[str]
-    retain_on_delete: bool
     provider: str
     seq: int
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    ignore_changes: list[str] = field(default_factory=list)
+    retain_on_delete: bool = False
     replace_on_changes: list[str] = field(default_factory=list)
     replace_with: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
@@ -102,57 +102,48 @@ class RecordingMonitor(mocks.MockMonitor):
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
         response = super().RegisterResource(request)
-        if request.type == "pulumi:pulumi:Stack":
-            return response
-        registration = Registration(
-            type=request.type,
-            name=request.name,
-            urn=response.urn,
-            parent=request.parent,
-            custom=request.custom,
-            inputs=unwrap_secrets(rpc.deserialize_properties(request.object)),
-            raw_inputs=json_format.MessageToDict(request.object),
-            dependencies=list(request.dependencies),
-            property_dependencies={
-                key: list(deps.urns) for key, deps in request.propertyDependencies.items()
-            },
-            ignore_changes=list(request.ignoreChanges),
-            retain_on_delete=request.retainOnDelete,
-            provider=request.provider,
-            seq=next(self._seq),
-            state=self.resources[response.urn].state,
-            remote=request.remote,
-            replace_on_changes=list(request.replaceOnChanges),
-            replace_with=list(request.replace_with),
-            delete_before_replace=request.deleteBeforeReplace,
-            import_id=request.importId,
-        )
-        with self._lock:
-            self.registrations.append(registration)
+        if request.type != "pulumi:pulumi:Stack":
+            self._record(
+                request,
+                response,
+                request.object,
+                custom=request.custom,
+                property_dependencies={
+                    key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                },
+                ignore_changes=list(request.ignoreChanges),
+                retain_on_delete=request.retainOnDelete,
+                remote=request.remote,
+                replace_on_changes=list(request.replaceOnChanges),
+                replace_with=list(request.replace_with),
+                delete_before_replace=request.deleteBeforeReplace,
+                import_id=request.importId,
+            )
         return response
 
     def ReadResource(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
         """A read (the program's StackReference) is part of the graph too: record it."""
         response = super().ReadResource(request)
+        self._record(request, response, request.properties, custom=True)
+        return response
+
+    def _record(self, request: Any, response: Any, properties: Any, **options: Any) -> None:
+        """What registrations and reads share, plus the options only the request kind carries."""
         registration = Registration(
             type=request.type,
             name=request.name,
             urn=response.urn,
             parent=request.parent,
-            custom=True,
-            inputs=unwrap_secrets(rpc.deserialize_properties(request.properties)),
-            raw_inputs=json_format.MessageToDict(request.properties),
+            inputs=unwrap_secrets(rpc.deserialize_properties(properties)),
+            raw_inputs=json_format.MessageToDict(properties),
             dependencies=list(request.dependencies),
-            property_dependencies={},
-            ignore_changes=[],
-            retain_on_delete=False,
             provider=request.provider,
             seq=next(self._seq),
             state=self.resources[response.urn].state,
+            **options,
         )
         with self._lock:
             self.registrations.append(registration)
-        return response
 
     def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802  (gRPC method name)
         """Advertise invoke dependencies, as the real engine does.
