@@ -14,7 +14,7 @@ read from kubernetes/ and gitops/layers.py, so the estimate follows the tree.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -158,29 +158,34 @@ def _work_seconds(graph: FluxGraph, layer: str) -> float:
     charts = graph.charts[layer]
     if not charts:
         return PLAIN_LAYER_SECONDS[layer][0]
-
-    @cache
-    def ready(name: str) -> float:
-        before = max((ready(dep) + graph.requeue_s for dep in charts[name]), default=0.0)
-        return before + CHARTS[name].seconds
-
-    return max(ready(name) for name in charts)
+    return _longest(charts, lambda name: CHARTS[name].seconds, graph.requeue_s)[0]
 
 
 def total_seconds(graph: FluxGraph) -> tuple[float, list[str]]:
     """From the Git source Ready to the last layer Ready: the longest chain of layers, each
     layer edge costing a requeue; with the chain, first layer first."""
+    total, chain = _longest(
+        graph.layers, lambda layer: layer_seconds(graph, layer), graph.requeue_s
+    )
+    return total, list(chain)
+
+
+def _longest(
+    depends_on: Mapping[str, Sequence[str]], seconds: Callable[[str], float], edge_s: float
+) -> tuple[float, tuple[str, ...]]:
+    """The longest chain through a dependency graph (charts in a layer, or the layers), each
+    node weighing `seconds` and each dependency edge `edge_s` (Flux's requeue); with the chain,
+    first node first."""
 
     @cache
-    def ready(layer: str) -> tuple[float, tuple[str, ...]]:
+    def ready(name: str) -> tuple[float, tuple[str, ...]]:
         before = max(
-            ((ready(dep)[0] + graph.requeue_s, ready(dep)[1]) for dep in graph.layers[layer]),
+            ((ready(dep)[0] + edge_s, ready(dep)[1]) for dep in depends_on[name]),
             default=(0.0, ()),
         )
-        return before[0] + layer_seconds(graph, layer), (*before[1], layer)
+        return before[0] + seconds(name), (*before[1], name)
 
-    total, chain = max(ready(layer) for layer in graph.layers)
-    return total, list(chain)
+    return max(ready(name) for name in depends_on)
 
 
 TARGET_S = 600  # issue 11: at most 10 minutes on a 100 Mbit uplink
