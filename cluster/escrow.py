@@ -17,7 +17,7 @@ import pulumi
 import pulumi_command as command
 import yaml
 
-from settings.escrow import BUNDLE_FIELDS, Escrow, escrow_command
+from settings.escrow import BUNDLE_FIELDS, Escrow, bundle_field, escrow_command
 
 
 def bundle_of(machine_secrets: Any) -> dict[str, Any]:
@@ -47,15 +47,10 @@ def bundle_of(machine_secrets: Any) -> dict[str, Any]:
 
 def differing_fields(escrowed: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
     """Which bundle fields differ (names only: the values are secrets)."""
-
-    def leaf(bundle: Mapping[str, Any], field: tuple[str, ...]) -> Any:
-        value: Any = bundle
-        for part in field:
-            value = value.get(part) if isinstance(value, Mapping) else None
-        return value
-
     return [
-        ".".join(field) for field in BUNDLE_FIELDS if leaf(escrowed, field) != leaf(state, field)
+        ".".join(field)
+        for field in BUNDLE_FIELDS
+        if bundle_field(escrowed, field) != bundle_field(state, field)
     ]
 
 

@@ -86,9 +86,7 @@ def load_machine_secrets(path: Path, key: str, sops: Decrypter) -> Escrow | None
     if bundle is None:
         return None
     for field in BUNDLE_FIELDS:
-        value: Any = bundle
-        for part in field:
-            value = value.get(part) if isinstance(value, Mapping) else None
+        value = bundle_field(bundle, field)
         if not isinstance(value, str) or not value:
             raise ConfigError(
                 f"{path}:{'.'.join(field)}",
@@ -97,6 +95,14 @@ def load_machine_secrets(path: Path, key: str, sops: Decrypter) -> Escrow | None
                 "restore the file from git history, or remove it to escrow the state's secrets",
             )
     return Escrow(path=path, bundle=bundle)
+
+
+def bundle_field(bundle: Mapping[str, Any], field: tuple[str, ...]) -> Any:
+    """One field of a secrets bundle by its path (BUNDLE_FIELDS), None where it is missing."""
+    value: Any = bundle
+    for part in field:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 def escrow_command(target: Path) -> str:
