@@ -152,6 +152,8 @@ class DayTwo(pulumi.ComponentResource):
                     "VM_ID": args.vm_ids[node.name].apply(str),
                     "VM_SIZE": f"{node.cores} cores, {node.memory_mib} MiB, {node.disk_gib} GiB",
                     "PROXMOX_API": proxmox_api,
+                    # Non-empty when Proxmox's certificate is self-signed: curl --insecure.
+                    "PROXMOX_INSECURE": "yes" if settings.proxmox.insecure else "",
                     "GUARD": f"{node.cores}/{node.memory_mib}/{node.disk_gib}",
                 },
                 update=steps.restart_vm(node.proxmox_node, gate),

@@ -41,7 +41,10 @@ PRELUDE = """set -euo pipefail
 read -r talosconfig_b64; read -r kubeconfig_b64; read -r pve_token
 talos() { talosctl --talosconfig <(printf '%s' "$talosconfig_b64" | base64 -d) "$@"; }
 kube() { kubectl --kubeconfig <(printf '%s' "$kubeconfig_b64" | base64 -d) "$@"; }
-pve() { curl -fsS -X POST -H "Authorization: PVEAPIToken=$pve_token" "$PROXMOX_API/$1"; }
+pve() {
+  curl -fsS ${PROXMOX_INSECURE:+--insecure} -X POST \\
+    -H "Authorization: PVEAPIToken=$pve_token" "$PROXMOX_API/$1"
+}
 nodes() {
   local found="${2:-}" live ip tries=0
   until live="$(kube get nodes -l "$1" \\
@@ -172,8 +175,13 @@ def reboot(ip: str, gate: str) -> str:
 
 
 def restart_vm(proxmox_node: str, gate: str) -> str:
-    """Proxmox applies pending VM changes only on its own restart (`status/reboot`), not on a
-    reboot inside the guest (bpg leaves them pending with reboot_after_update=False)."""
+    """Proxmox applies pending VM changes only on its own restart, not on a reboot inside the
+    guest (bpg leaves them pending with reboot_after_update=False): `POST
+    /nodes/{node}/qemu/{vmid}/status/reboot`, "Reboot the VM by shutting it down, and starting it
+    again. Applies pending changes." (proxmox/qemu-server PVE/API2/Qemu.pm, vm_reboot; privilege
+    VM.PowerMgmt). An API token authenticates as `Authorization: PVEAPIToken=<token>` (Proxmox
+    wiki, "Proxmox VE API", API Tokens); with `homelab:proxmox.insecure` the self-signed
+    certificate is accepted here as the provider accepts it."""
     return guarded(gate, f'pve "nodes/{proxmox_node}/qemu/$VM_ID/status/reboot"', gate)
 
 

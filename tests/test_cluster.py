@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
+from cluster import steps
 from harness.engine import ProgramRun, plain_strings, run_program
 from harness.environment import PROXMOX_TOKEN, committed_config, ha_config
 from harness.tokens import APPLY, BOOTSTRAP, COMMAND, HEALTH, KUBECONFIG, SECRETS, VM
@@ -159,3 +162,29 @@ def test_a_preview_never_invokes_the_health_check(
     run = run_program({**committed_config(), "secretsFile": str(secrets_file)}, preview=True)
     assert run.invoked(HEALTH) == []
     assert len(run.of_type(BOOTSTRAP)) == 1
+
+
+@pytest.mark.parametrize("insecure", [True, False])
+def test_the_vm_restart_accepts_a_self_signed_proxmox_certificate_only_when_told(
+    program: Program, tmp_path: Path, insecure: bool
+) -> None:
+    """The restart goes to the Proxmox API with curl, which, like the provider, must take the
+    default self-signed certificate only when homelab:proxmox.insecure says so."""
+    config = committed_config()
+    config["proxmox"]["insecure"] = insecure
+    step = program(config).one(COMMAND, "talos-cp-1-vm-restart")
+    (tmp_path / "curl").write_text('#!/bin/sh\necho "$@"\n')
+    (tmp_path / "curl").chmod(0o755)
+    script = steps.PRELUDE + 'pve "nodes/pve/qemu/100/status/reboot"\n'
+    env = {**step.inputs["environment"], "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [*steps.INTERPRETER, script],
+        input="\n\npulumi@pve!homelab=token\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    arguments = result.stdout.split()
+    assert ("--insecure" in arguments) is insecure
+    assert arguments[-1] == "https://192.168.20.10:8006/api2/json/nodes/pve/qemu/100/status/reboot"
