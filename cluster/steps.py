@@ -218,7 +218,9 @@ def recover(first_controlplane: str, controlplanes: list[str]) -> str:
 
 
 def decommission(name: str, ip: str, controlplane: bool, endpoint: str) -> str:
-    """What runs when the node leaves the config, before its VM is destroyed."""
+    """What runs when the node leaves the config, before its VM is destroyed. kubectl's drain
+    flags are those `kubectl drain --help` lists (kubernetes/kubectl pkg/cmd/drain/drain.go):
+    DaemonSet pods stay, emptyDir data goes with the node, 10 minutes at most."""
     lines = []
     if not controlplane:
         lines.append(f"kube drain {name} --ignore-daemonsets --delete-emptydir-data --timeout 10m")
