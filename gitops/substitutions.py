@@ -18,11 +18,11 @@ from typing import Any
 
 from gitops.layers import MANIFEST_ROOT, QUOTE_VARIABLE
 from settings import NAMESPACE, ConfigError
+from settings.secrets import REDACTED
 
 MANIFESTS = Path(__file__).resolve().parent.parent / MANIFEST_ROOT
 SETTINGS_KEY = f"{NAMESPACE}:clusterSettings"
 SECRETS_KEY = "clusterSecrets"
-REDACTED = "<redacted>"
 # Objects carrying this annotation or label are not substituted (kustomize_varsub.go).
 SUBSTITUTE_DISABLED = re.compile(r"kustomize\.toolkit\.fluxcd\.io/substitute:\s*[\"']?disabled")
 # `${NAME` then an optional operator. envsubst's default-providing operators (isDefaultOp in
@@ -33,7 +33,6 @@ REFERENCE = re.compile(r"(\$+)\{([_a-zA-Z][_a-zA-Z0-9]*)(:?[-+=?])?")
 UNSAFE = {'"': "a double quote", "\\": "a backslash", "\n": "a newline", "\r": "a carriage return"}
 # The placeholders secrets.example.yaml ships with.
 PLACEHOLDERS = frozenset({"replace-me"})
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,6 @@ def check_substitutions(
             placeholder = "is still the placeholder of secrets.example.yaml"
             raise ConfigError(key, REDACTED, placeholder, _edit(secrets_file))
         _check_safe(key, str(value), shown=REDACTED)
-    _check_proxmox_token(decrypted_secrets, secrets_file)
     for name, references in required_variables(root).items():
         if name in cluster_settings or name in cluster_secrets:
             continue
@@ -110,18 +108,6 @@ def _check_safe(key: str, value: str, shown: str) -> None:
                 f"holds {what}, which Flux's text substitution cannot carry into the YAML as is",
                 "choose a value without double quotes, backslashes or line breaks",
             )
-
-
-def _check_proxmox_token(decrypted: Mapping[str, Any], secrets_file: Path) -> None:
-    proxmox = decrypted.get("proxmox")
-    token = proxmox.get("apiToken") if isinstance(proxmox, Mapping) else None
-    if isinstance(token, str) and token.endswith(ZERO_UUID):
-        raise ConfigError(
-            f"{secrets_file}:proxmox.apiToken",
-            REDACTED,
-            "is the all-zero placeholder of secrets.example.yaml",
-            "paste the token Proxmox showed when you created it",
-        )
 
 
 def _edit(secrets_file: Path) -> str:

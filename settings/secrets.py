@@ -19,6 +19,8 @@ from settings.reader import NAMESPACE
 
 REDACTED = "<redacted>"
 _API_TOKEN = re.compile(r"^[^@\s]+@[^!\s]+![^=\s]+=[0-9a-fA-F-]{36}$")
+# secrets.example.yaml's token: the right shape, but no token Proxmox would ever issue.
+_PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
 _EDIT_FIX = "run `mise run sops:edit` (or `sops edit {file}`) and add it as in secrets.example.yaml"
 # sops matches .sops.yaml's creation rules against the *input* name, so encrypting secrets.yaml
 # needs --filename-override to pick the *.enc.yaml rule; --output is written only on success.
@@ -128,6 +130,13 @@ def secret_values(
             REDACTED,
             "is not a Proxmox API token",
             "write it as USER@REALM!TOKENID=UUID, as Proxmox shows it when you create the token",
+        )
+    if token.endswith(_PLACEHOLDER_UUID):
+        raise ConfigError(
+            f"{file}:proxmox.apiToken",
+            REDACTED,
+            "is the all-zero placeholder of secrets.example.yaml",
+            "paste the token Proxmox showed when you created it",
         )
     cluster_secrets = data.get("clusterSecrets", {})
     if not isinstance(cluster_secrets, Mapping):
