@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 from harness.engine import PROJECT_ROOT
+from tests.stubs import stub_path
 
 
 def _setup_script() -> str:
@@ -19,15 +20,11 @@ def _setup_script() -> str:
 def _run_setup(directory: Path, stack_file: str) -> subprocess.CompletedProcess[str]:
     """The task's script under bash, with the tools it calls stood in by no-ops (mise, uv,
     lefthook and pulumi are not what is under test)."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir()
-    for tool in ("mise", "uv", "lefthook", "pulumi"):
-        stub = bin_dir / tool
-        stub.write_text("#!/bin/sh\nexit 0\n")
-        stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    no_ops = {tool: "#!/bin/sh\nexit 0\n" for tool in ("mise", "uv", "lefthook", "pulumi")}
+    path = stub_path(directory / "bin", no_ops, os.environ["PATH"])
     (directory / "Pulumi.homelab.yaml").write_text(stack_file)
     env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PATH": path,
         "PULUMI_BACKEND_URL": f"file://{directory}/state",
         "PULUMI_CONFIG_PASSPHRASE_FILE": str(directory / ".pulumi-passphrase"),
         "SOPS_AGE_KEY_FILE": str(directory / ".age-key.txt"),

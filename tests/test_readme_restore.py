@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 import tomllib
@@ -33,6 +32,7 @@ from harness.tokens import BOOTSTRAP, DEPLOY_KEY, KUSTOMIZATION, SECRET, SECRETS
 from settings.backup import SNAPSHOT_SUFFIXES
 from settings.escrow import ADOPT_DIR
 from tests.real_sops import decrypt, encrypt, workdir_fixture  # noqa: F401  (fixture)
+from tests.stubs import stub_path
 from tests.test_lifecycle_restore import client_ca
 from tests.test_restore import run_step
 from tests.test_secrets_escrow import other_bundle, run_escrow_command
@@ -138,8 +138,7 @@ def run_task(
     bin_dir = workdir / "fakebin-pulumi"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "outputs.yaml").write_text(yaml.safe_dump(outputs))
-    fake = bin_dir / "pulumi"
-    fake.write_text(
+    fake = (
         f"#!{sys.executable}\n"
         "import sys, yaml\n"
         "args = sys.argv[1:]\n"
@@ -147,10 +146,9 @@ def run_task(
         f"outputs = yaml.safe_load(open({str(bin_dir / 'outputs.yaml')!r}))\n"
         "sys.stdout.write(outputs[args[-1]])\n"
     )
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     return subprocess.run(
         ["/bin/bash", "-c", task_script(name)],
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{environment.path()}"},
+        env={**os.environ, "PATH": stub_path(bin_dir, {"pulumi": fake}, environment.path())},
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -192,15 +190,13 @@ def pre_upgrade_snapshot(workdir: Path, content: bytes) -> Path:
     bin_dir = workdir / "fakebin-snapshot"
     bin_dir.mkdir()
     (bin_dir / "etcd.db").write_bytes(content)
-    fake = bin_dir / "talosctl"
-    fake.write_text(f'#!/bin/sh\n[ "$7 $8" = "etcd snapshot" ] && cp "{bin_dir}/etcd.db" "$9"\n')
-    fake.chmod(0o755)
+    fake = f'#!/bin/sh\n[ "$7 $8" = "etcd snapshot" ] && cp "{bin_dir}/etcd.db" "$9"\n'
     result = subprocess.run(
         ["/bin/bash", "-c", steps.script(*steps.etcd_snapshot("10.0.0.1"))],
         input="Y29udGV4dDogaG9tZWxhYgo=\n\n\n",
         env={
             **os.environ,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PATH": stub_path(bin_dir, {"talosctl": fake}, os.environ["PATH"]),
             "TALOS_VERSION": "v1.12.4",
         },
         cwd=workdir,

@@ -31,6 +31,7 @@ from harness.environment import (
 from harness.providers import HomelabMocks
 from settings import ConfigError, decrypt_secrets_file, parse_settings, secret_values
 from settings.secrets import ENCRYPT_COMMAND, read_age_key
+from tests.stubs import stub_path
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
@@ -234,13 +235,9 @@ def test_mise_config_export_writes_files_sops_decrypts(tmp_path: Path) -> None:
     script = tasks["config:export"]["run"]
     key_file, recipient = new_key(tmp_path)
     (tmp_path / ".sops.yaml").write_text(sops_config(recipient))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    pulumi_cli = bin_dir / "pulumi"
-    pulumi_cli.write_text('#!/bin/sh\nprintf "apiVersion: v1\\nkind: Config\\nname: %s\\n" "$6"\n')
-    pulumi_cli.chmod(0o755)
+    pulumi_cli = '#!/bin/sh\nprintf "apiVersion: v1\\nkind: Config\\nname: %s\\n" "$6"\n'
     env = sops_env(tmp_path, key_file)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    env["PATH"] = stub_path(tmp_path / "bin", {"pulumi": pulumi_cli}, env["PATH"])
 
     subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True)
 
