@@ -5,16 +5,10 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import tomllib
 from pathlib import Path
 
-from harness.engine import PROJECT_ROOT
+from tests.mise import task_script
 from tests.stubs import stub_path
-
-
-def _setup_script() -> str:
-    tasks = tomllib.loads((PROJECT_ROOT / ".mise.toml").read_text())["tasks"]
-    return tasks["setup"]["run"]
 
 
 def _run_setup(directory: Path, stack_file: str) -> subprocess.CompletedProcess[str]:
@@ -31,7 +25,7 @@ def _run_setup(directory: Path, stack_file: str) -> subprocess.CompletedProcess[
         "HOME": str(directory),
     }
     return subprocess.run(
-        ["bash", "-c", _setup_script()],
+        ["bash", "-c", task_script("setup")],
         cwd=directory,
         env=env,
         capture_output=True,

@@ -16,7 +16,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from harness.lifecycle import Lifecycle, RunResult
 from harness.tokens import BOOTSTRAP, DEPLOY_KEY, KUSTOMIZATION, SECRET, SECRETS
 from settings.backup import SNAPSHOT_SUFFIXES
 from settings.escrow import ADOPT_DIR
+from tests.mise import mise, task_script
 from tests.real_sops import decrypt, encrypt, workdir_fixture  # noqa: F401  (fixture)
 from tests.stubs import stub_path
 from tests.test_lifecycle_restore import client_ca
@@ -70,18 +70,6 @@ def restore_steps() -> list[str]:
 
 def code_spans(text: str) -> list[str]:
     return re.findall(r"`([^`]+)`", text)
-
-
-def mise() -> dict[str, Any]:
-    return tomllib.loads((PROJECT_ROOT / ".mise.toml").read_text())
-
-
-def task_script(name: str) -> str:
-    run = mise()["tasks"][name]["run"]
-    assert isinstance(run, str), f"task {name} is not one script"
-    # Run strings are Tera templates: the ones run here carry no template syntax.
-    assert "{{" not in run and "{%" not in run, name
-    return run
 
 
 def mise_runs(span: str) -> list[list[str]]:
