@@ -12,12 +12,10 @@ import pytest
 from harness.engine import ProgramRun
 from harness.environment import committed_config, ha_config
 from harness.lifecycle import Lifecycle
-from harness.tokens import APPLY, BOOTSTRAP, COMMAND, SECRETS
-from tests.real_sops import workdir_fixture  # noqa: F401  (fixture)
+from harness.tokens import APPLY, BOOTSTRAP, CLIENT_CONFIGURATION, COMMAND, SECRETS
 from tests.test_restore import snapshot
 from tests.test_secrets_escrow import run_escrow_command
 
-CLIENT_CONFIGURATION = "talos:client/getConfiguration:getConfiguration"
 Config = dict[str, Any]
 
 

@@ -31,7 +31,7 @@ from harness.tokens import BOOTSTRAP, DEPLOY_KEY, KUSTOMIZATION, SECRET, SECRETS
 from settings.backup import SNAPSHOT_SUFFIXES
 from settings.escrow import ADOPT_DIR
 from tests.mise import mise, task_script
-from tests.real_sops import decrypt, encrypt, workdir_fixture  # noqa: F401  (fixture)
+from tests.real_sops import decrypt, encrypt
 from tests.stubs import stub_path
 from tests.test_lifecycle_restore import client_ca
 from tests.test_restore import run_step

@@ -12,13 +12,11 @@ from pathlib import Path
 
 from cluster import steps
 from harness.engine import plain_strings, run_program
-from harness.environment import ha_config
-from harness.tokens import APPLY, BOOTSTRAP, KUBECONFIG, SECRETS, VM
-from tests.real_sops import SOPS, encrypt, run, workdir_fixture  # noqa: F401  (fixture)
+from harness.environment import SOPS, ha_config
+from harness.tokens import APPLY, BOOTSTRAP, COMMAND, KUBECONFIG, SECRETS, VM
+from tests.real_sops import encrypt, run
 from tests.stubs import stub_path
 from tests.test_secrets_escrow import STATE_BUNDLE
-
-COMMAND = "command:local:Command"
 
 
 def snapshot(workdir: Path, content: bytes = b"etcd-snapshot-bytes") -> Path:
