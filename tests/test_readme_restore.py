@@ -25,7 +25,7 @@ import yaml
 
 from cluster import steps
 from harness.engine import PROJECT_ROOT
-from harness.environment import ProgramEnvironment, ha_config
+from harness.environment import ProgramEnvironment, ha_config, node_values
 from harness.lifecycle import Lifecycle, RunResult
 from harness.tokens import BOOTSTRAP, DEPLOY_KEY, KUSTOMIZATION, SECRET, SECRETS
 from settings.backup import SNAPSHOT_SUFFIXES
@@ -285,9 +285,9 @@ def assert_restored(walk: Walk, restored: RunResult, local: Path) -> None:
     # The VMs are created (with the old IDs: step 2), configured, and etcd is recovered, not
     # bootstrapped: after etcd waits in Preparing on every control plane, once, on the first.
     assert program.outputs["vmIds"] == created.outputs["vmIds"]
-    nodes = ha_config()["nodes"]
-    assert sorted(e[1] for e in restored.of("vm-create")) == sorted(n["name"] for n in nodes)
-    controlplanes = [n["name"] for n in nodes if n["role"] == "controlplane"]
+    ha = ha_config()
+    assert sorted(e[1] for e in restored.of("vm-create")) == sorted(node_values(ha))
+    controlplanes = node_values(ha, "controlplane")
     assert restored.op(BOOTSTRAP, "bootstrap") == "absent" and restored.of("bootstrap") == []
     (recovery,) = restored.of("bootstrap-recover")
     assert recovery == ("bootstrap-recover", controlplanes[0])
@@ -297,8 +297,8 @@ def assert_restored(walk: Walk, restored: RunResult, local: Path) -> None:
     # Then the day-two steps and the health gate, and Flux gets its layers.
     assert ("health",) in restored.events[at:]
     walk.stack.world.check_health(
-        [n["ip"] for n in nodes if n["role"] == "controlplane"],
-        [n["ip"] for n in nodes if n["role"] == "worker"],
+        node_values(ha, "controlplane", "ip"),
+        node_values(ha, "worker", "ip"),
     )
     # The wildcard certificate is put back (the table: "on a rebuild (`adoptSecrets`)").
     assert restored.op(SECRET, "wildcard-certificate") == "create"
