@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import runpy
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,6 +222,10 @@ class ProgramRun:
                 # A component's dependency stands for all of its children.
                 stack.extend(r.urn for r in self.registrations if r.parent == urn)
         return False
+
+
+# What the `program` and `stack_file` fixtures hand a test: run the program, get its run.
+Program = Callable[..., ProgramRun]
 
 
 def unwrap_secrets(value: Any) -> Any:

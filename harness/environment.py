@@ -69,6 +69,11 @@ def ha_config() -> dict[str, Any]:
     return config
 
 
+def node_values(config: Mapping[str, Any], role: str | None = None, key: str = "name") -> list[Any]:
+    """`key` (name, ip, ...) of every node of `role` (all nodes when None), in config order."""
+    return [node[key] for node in config["nodes"] if role is None or node["role"] == role]
+
+
 def secrets_document() -> dict[str, Any]:
     return {"proxmox": {"apiToken": PROXMOX_TOKEN}, "clusterSecrets": dict(CLUSTER_SECRETS)}
 

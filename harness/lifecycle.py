@@ -22,10 +22,16 @@ from pulumi.runtime import mocks
 
 from harness.engine import SECRET_SIG, ProgramRun, Registration, run_program
 from harness.providers import HomelabMocks
-from harness.tokens import APPLY, BOOTSTRAP, COMMAND, HEALTH, STACK_REFERENCE, VM
+from harness.tokens import (
+    APPLY,
+    BOOTSTRAP,
+    COMMAND,
+    HEALTH,
+    MACHINE_CONFIGURATION,
+    STACK_REFERENCE,
+    VM,
+)
 from harness.world import StepError, World
-
-MACHINE_CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
 
 
 @dataclass

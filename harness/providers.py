@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pulumi.runtime import mocks
 
-from harness.tokens import STACK_REFERENCE
+from harness.tokens import CLIENT_CONFIGURATION, MACHINE_CONFIGURATION, STACK_REFERENCE
 
 
 def _digest(*parts: object) -> str:
@@ -71,10 +71,10 @@ class HomelabMocks(mocks.Mocks):
                 "id": "extensions_info",
                 "extensionsInfos": _extensions_catalogue(given),
             }
-        if token == "talos:machine/getConfiguration:getConfiguration":
+        if token == MACHINE_CONFIGURATION:
             role, name = given["machineType"], given["clusterName"]
             return {**given, "machineConfiguration": f"version: v1alpha1\n# {role} of {name}\n"}
-        if token == "talos:client/getConfiguration:getConfiguration":
+        if token == CLIENT_CONFIGURATION:
             return {**given, "talosConfig": f"context: {given['clusterName']}\n"}
         return {**given, "id": token}
 

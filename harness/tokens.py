@@ -11,6 +11,8 @@ APPLY = "talos:machine/configurationApply:ConfigurationApply"
 BOOTSTRAP = "talos:machine/bootstrap:Bootstrap"
 KUBECONFIG = "talos:cluster/kubeconfig:Kubeconfig"
 HEALTH = "talos:cluster/getHealth:getHealth"
+MACHINE_CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
+CLIENT_CONFIGURATION = "talos:client/getConfiguration:getConfiguration"
 # GitOps
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 FLUX = "kubernetes:yaml/v2:ConfigFile"

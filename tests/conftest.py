@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from harness.cliconfig import load_stack_file
-from harness.engine import PROJECT, ProgramRun, run_program
-from harness.environment import ProgramEnvironment, write_program_environment
+from harness.engine import PROJECT, Program, ProgramRun, run_program
+from harness.environment import ProgramEnvironment, sops_config, write_program_environment
 
 
 @pytest.fixture
@@ -31,6 +31,15 @@ def sops(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) -> Pa
     # that holds a real cluster's talos-secrets.enc.yaml.
     monkeypatch.chdir(environment.secrets_file.parent)
     return environment.sops
+
+
+@pytest.fixture
+def workdir(environment: ProgramEnvironment, sops: Path, age_key: Path) -> Path:
+    """The test's directory (the `sops` fixture runs the program there) made repository-like:
+    the committed .sops.yaml rules, to the test's age key, so escrow writes encrypt for real."""
+    directory = environment.secrets_file.parent
+    (directory / ".sops.yaml").write_text(sops_config(environment.recipient))
+    return directory
 
 
 @pytest.fixture
@@ -55,11 +64,14 @@ def age_key(environment: ProgramEnvironment, monkeypatch: pytest.MonkeyPatch) ->
 
 
 @pytest.fixture
-def program(sops: Path, secrets_file: Path, age_key: Path) -> Iterator[Callable[..., ProgramRun]]:
+def program(sops: Path, secrets_file: Path, age_key: Path) -> Iterator[Program]:
     """Run the program with a config (its secretsFile pointed at the test's secrets file)."""
 
-    def run(config: dict[str, Any], expect_error: bool = False) -> ProgramRun:
-        return run_program({**config, "secretsFile": str(secrets_file)}, expect_error=expect_error)
+    def run(
+        config: dict[str, Any], preview: bool = False, expect_error: bool = False
+    ) -> ProgramRun:
+        config = {**config, "secretsFile": str(secrets_file)}
+        return run_program(config, preview=preview, expect_error=expect_error)
 
     yield run
 
@@ -70,7 +82,7 @@ def stack_file(
     sops: Path,
     age_key: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> Callable[..., ProgramRun]:
+) -> Program:
     """Run the program on a Pulumi.<stack>.yaml text, read and passed on as the CLI does.
 
     It runs where the test's secrets.enc.yaml is, so the committed `homelab:secretsFile`

@@ -1,5 +1,5 @@
-"""A repository-like test directory (conftest's real sops and age key, the committed .sops.yaml
-rules) for the tests that read and write escrow files (escrow, restore)."""
+"""Escrow files as the tests that read and write them (escrow, restore) need: encrypted and
+decrypted by the real sops, in conftest's repository-like `workdir`."""
 
 from __future__ import annotations
 
@@ -8,32 +8,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-
-from harness.engine import PROJECT_ROOT, ProgramRun, run_program
-from harness.environment import ProgramEnvironment, committed_config, sops_config
-
-SOPS = PROJECT_ROOT / ".venv" / "bin" / "sops"
-
-
-@pytest.fixture(name="workdir")
-def workdir_fixture(environment: ProgramEnvironment, sops: Path, age_key: Path) -> Path:
-    """The test's directory (the `sops` fixture runs the program there) made repository-like:
-    the committed .sops.yaml rules, to the test's age key, so escrow writes encrypt for real."""
-    directory = environment.secrets_file.parent
-    (directory / ".sops.yaml").write_text(sops_config(environment.recipient))
-    return directory
+from harness.engine import ProgramRun, run_program
+from harness.environment import SOPS, committed_config, session_age_key, sops_encrypt
 
 
 def encrypt(target: Path, document: dict[str, Any]) -> None:
-    subprocess.run(
-        [str(SOPS), "encrypt", "--filename-override", target.name, "--output", str(target)],
-        input=yaml.safe_dump(document),
-        text=True,
-        check=True,
-        cwd=target.parent,
-    )
+    """`document` encrypted as `workdir`'s .sops.yaml would: every top-level *.enc.yaml matches
+    the same committed rule as secrets.enc.yaml, to the session key's recipient (conftest's
+    `environment`), so the cached encryption is the same file."""
+    target.write_text(sops_encrypt(document, session_age_key().recipient))
 
 
 def decrypt(path: Path) -> Any:

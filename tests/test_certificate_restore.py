@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.engine import plain_strings
 from harness.tokens import KUSTOMIZATION, SECRET
-from tests.real_sops import encrypt, run, workdir_fixture  # noqa: F401  (fixture)
+from tests.real_sops import encrypt, run
 from tests.test_secrets_escrow import STATE_BUNDLE
 
 # As `kubectl -n traefik get secret wildcard-tls -o yaml` writes it (server fields included).

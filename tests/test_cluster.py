@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from cluster import steps
-from harness.engine import ProgramRun, plain_strings, run_program
+from harness.engine import Program, ProgramRun, plain_strings
 from harness.environment import PROXMOX_TOKEN, committed_config, ha_config
-from harness.tokens import APPLY, BOOTSTRAP, COMMAND, HEALTH, KUBECONFIG, SECRETS, VM
+from harness.tokens import (
+    APPLY,
+    BOOTSTRAP,
+    CLIENT_CONFIGURATION,
+    COMMAND,
+    HEALTH,
+    KUBECONFIG,
+    MACHINE_CONFIGURATION,
+    SECRETS,
+    VM,
+)
+from tests.stubs import stub_path
 from tests.talos_schemas import TALOS_MINORS, schema_errors
-
-Program = Callable[..., ProgramRun]
-TALOSCONFIG = "talos:client/getConfiguration:getConfiguration"
 
 
 @pytest.fixture(params=["single-node", "3cp-2w"])
@@ -63,7 +70,7 @@ def test_machine_configuration_matches_the_role(run: ProgramRun) -> None:
     for apply in run.of_type(APPLY):
         role = "controlplane" if "-cp-" in apply.name else "worker"
         assert f"# {role} of homelab" in apply.inputs["machineConfigurationInput"]
-    for invocation in run.invoked("talos:machine/getConfiguration:getConfiguration"):
+    for invocation in run.invoked(MACHINE_CONFIGURATION):
         endpoint = "192.168.20.99" if len(run.outputs["controlPlaneIps"]) > 1 else "192.168.20.100"
         assert invocation.args["clusterName"] == "homelab"
         assert invocation.args["clusterEndpoint"] == f"https://{endpoint}:6443"
@@ -98,12 +105,12 @@ def test_talos_invokes_get_the_cluster_secrets_whole_and_by_their_wire_names(
 ) -> None:
     """Invokes pass nested keys as written: each must arrive exactly as the provider names them."""
     (secrets,) = run.of_type(SECRETS)
-    configurations = run.invoked("talos:machine/getConfiguration:getConfiguration")
+    configurations = run.invoked(MACHINE_CONFIGURATION)
     assert configurations
     for invocation in configurations:
         assert invocation.args["machineSecrets"] == secrets.state["machineSecrets"]
     # The talosconfig is the one client-side invoke left (health is a step of cluster/rollout.py).
-    client_invokes = run.invoked(TALOSCONFIG)
+    client_invokes = run.invoked(CLIENT_CONFIGURATION)
     assert len(client_invokes) == 1
     for invocation in client_invokes:
         assert invocation.args["clientConfiguration"] == secrets.state["clientConfiguration"]
@@ -156,10 +163,8 @@ def test_machine_configuration_travels_as_a_secret(run: ProgramRun) -> None:
         assert "clientConfiguration" not in str(list(plain_strings(apply.raw_inputs)))
 
 
-def test_a_preview_never_invokes_the_health_check(
-    sops: Path, secrets_file: Path, age_key: Path
-) -> None:
-    run = run_program({**committed_config(), "secretsFile": str(secrets_file)}, preview=True)
+def test_a_preview_never_invokes_the_health_check(program: Program) -> None:
+    run = program(committed_config(), preview=True)
     assert run.invoked(HEALTH) == []
     assert len(run.of_type(BOOTSTRAP)) == 1
 
@@ -173,10 +178,9 @@ def test_the_vm_restart_accepts_a_self_signed_proxmox_certificate_only_when_told
     config = committed_config()
     config["proxmox"]["insecure"] = insecure
     step = program(config).one(COMMAND, "talos-cp-1-vm-restart")
-    (tmp_path / "curl").write_text('#!/bin/sh\necho "$@"\n')
-    (tmp_path / "curl").chmod(0o755)
+    path = stub_path(tmp_path, {"curl": '#!/bin/sh\necho "$@"\n'}, os.environ["PATH"])
     script = steps.PRELUDE + 'pve "nodes/pve/qemu/100/status/reboot"\n'
-    env = {**step.inputs["environment"], "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    env = {**step.inputs["environment"], "PATH": path}
     result = subprocess.run(
         [*steps.INTERPRETER, script],
         input="\n\npulumi@pve!homelab=token\n",

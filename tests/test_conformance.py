@@ -10,7 +10,6 @@ missing (pulumiverse/pulumi-talos#103).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -20,21 +19,21 @@ from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _sync_await
 
 from harness import sdk_schema
-from harness.engine import ProgramRun, Registration, unwrap_secrets
+from harness.engine import Program, ProgramRun, Registration, unwrap_secrets
 from harness.environment import committed_config, ha_config
 from harness.tokens import (
     APPLY,
     BOOTSTRAP,
+    CLIENT_CONFIGURATION,
     COMMAND,
     CONFIGMAP,
     GIT_REPOSITORY,
     KUBECONFIG,
     KUSTOMIZATION,
+    MACHINE_CONFIGURATION,
     SECRET,
     STACK_REFERENCE,
 )
-
-Program = Callable[..., ProgramRun]
 
 # Flux kinds are built with the generic kubernetes CustomResource, which no SDK module registers
 # under the kind's own token: their inputs are CustomResourceArgs.
@@ -108,10 +107,10 @@ def test_the_check_covers_the_whole_talos_side(run: ProgramRun) -> None:
     invoked = {i.token for i in run.invocations}
     assert {
         "talos:imageFactory/getExtensionsVersions:getExtensionsVersions",
-        "talos:machine/getConfiguration:getConfiguration",
-        "talos:client/getConfiguration:getConfiguration",
+        MACHINE_CONFIGURATION,
+        CLIENT_CONFIGURATION,
     } <= invoked
-    (configuration, *_) = run.invoked("talos:machine/getConfiguration:getConfiguration")
+    (configuration, *_) = run.invoked(MACHINE_CONFIGURATION)
     assert configuration.args["machineSecrets"]["secrets"]["bootstrapToken"]
 
 

@@ -15,18 +15,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness.engine import PROJECT_ROOT, ProgramRun, Registration
+from harness.engine import PROJECT_ROOT, Program, ProgramRun, Registration
 from harness.environment import committed_config, ha_config
 from harness.tokens import APPLY, COMMAND, ISO, SECRETS, VM
 from infra.vm import VM_IGNORED_CHANGES
 
-Program = Callable[..., ProgramRun]
 Fingerprint = dict[str, Any]
 # Type -> (its recorded ignore_changes, the inputs a Talos upgrade changes in it).
 IGNORED_ON_UPGRADE: dict[str, tuple[list[str], set[str]]] = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import yaml
 
 from harness.engine import PROJECT_ROOT
 from tests.manifests.tree import build_text
+from tests.mise import mise
 
 DOCS = ("README.md", "CONTRIBUTING.md", "ARCHITECTURE.md", "kubernetes/README.md")
 
@@ -22,13 +22,9 @@ def _text(name: str) -> str:
     return (PROJECT_ROOT / name).read_text()
 
 
-def _mise() -> dict[str, object]:
-    return tomllib.loads(_text(".mise.toml"))
-
-
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_mise_task_the_docs_name_exists(doc: str) -> None:
-    tasks = set(_mise()["tasks"])  # type: ignore[arg-type]
+    tasks = set(mise()["tasks"])
     named = set(re.findall(r"mise run ([a-z][a-z0-9:_-]*)", _text(doc)))
     assert named <= tasks, f"{doc} names tasks .mise.toml lacks: {sorted(named - tasks)}"
 
@@ -43,8 +39,8 @@ def test_every_script_the_docs_name_exists(doc: str) -> None:
 def test_mise_check_runs_everything_ci_runs() -> None:
     """CONTRIBUTING: `mise run check` is what CI runs (.ci/run) plus the checks that need
     binaries from outside PyPI and npm."""
-    check = _mise()["tasks"]["check"]  # type: ignore[index]
-    assert check["run"][0] == "bash .ci/run"  # type: ignore[index]
+    check = mise()["tasks"]["check"]
+    assert check["run"][0] == "bash .ci/run"
 
 
 def test_the_preview_workflows_secrets_are_documented() -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
 from cluster.patches import node_patches
-from harness.engine import ProgramRun
+from harness.engine import Program
 from harness.environment import committed_config, ha_config
 from harness.tokens import APPLY, CONFIGMAP
 from settings import ConfigError, parse_settings
@@ -19,7 +18,6 @@ from tests.manifests.detectors import variable_refs
 from tests.manifests.tree import build
 from tests.talos_schemas import TALOS_MINORS, schema_errors
 
-Program = Callable[..., ProgramRun]
 INSTALLER = "factory.talos.dev/metal-installer-secureboot/abc:v1.12.4"
 LAYER = "infrastructure-config"
 

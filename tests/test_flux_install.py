@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pytest
 from pulumi.runtime import mocks
 
-from harness.engine import ProgramRun
+from harness.engine import Program
 from harness.environment import committed_config
 from harness.tokens import FLUX
-
-Program = Callable[..., ProgramRun]
 
 
 def _deployment(name: str) -> dict[str, Any]:

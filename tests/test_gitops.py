@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from gitops.layers import LAYERS, Layer, check_layers, worst_case_seconds
-from harness.engine import PROJECT_ROOT, ProgramRun, plain_strings
+from harness.engine import PROJECT_ROOT, Program, ProgramRun, plain_strings
 from harness.environment import CLUSTER_SECRETS, committed_config, secrets_document
 from harness.tokens import (
+    COMMAND,
     CONFIGMAP,
     DEPLOY_KEY,
     FLUX,
@@ -20,8 +21,6 @@ from harness.tokens import (
     KUSTOMIZATION,
     SECRET,
 )
-
-Program = Callable[..., ProgramRun]
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def test_the_kubernetes_provider_uses_the_healthy_clusters_kubeconfig(run: Progr
     (provider,) = run.of_type(K8S_PROVIDER)
     assert provider.inputs["kubeconfig"] == run.outputs["kubeconfig"]
     assert provider.inputs["kubeconfig"] not in list(plain_strings(provider.raw_inputs))
-    health = run.one("command:local:Command", "cluster-health")
+    health = run.one(COMMAND, "cluster-health")
     assert run.waits_for(provider, health)
     for registration in run.registrations:
         if registration.type.startswith("kubernetes:"):

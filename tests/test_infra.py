@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 
-from harness.engine import ProgramRun
+from harness.engine import Program, ProgramRun
 from harness.environment import committed_config, ha_config
 from harness.tokens import ISO, SCHEMATIC, VM
 from tests.test_config_errors import assert_clean_failure
-
-Program = Callable[..., ProgramRun]
 
 
 @pytest.fixture

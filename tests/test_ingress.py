@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
-from harness.engine import ProgramRun
+from harness.engine import Program
 from harness.environment import committed_config, ha_config
 from harness.tokens import CONFIGMAP
 from tests.manifests.tree import dig, index
 
-Program = Callable[..., ProgramRun]
 CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from cluster import steps
 from harness.engine import SECRET_SIG, run_program
-from harness.environment import committed_config, ha_config
+from harness.environment import committed_config, ha_config, node_values
 from harness.lifecycle import Lifecycle, LifecycleMocks, RunResult
 from harness.tokens import BOOTSTRAP, COMMAND, VM
 from harness.world import schematic_of
@@ -50,10 +50,6 @@ def edited(config: Config, edit: Callable[[Config], None]) -> Config:
     return changed
 
 
-def names(config: Config, role: str | None = None) -> list[str]:
-    return [n["name"] for n in config["nodes"] if role is None or n["role"] == role]
-
-
 def rolled_in_order(result: RunResult, kind: str, expected: list[str]) -> None:
     """`kind` events hit exactly `expected`, in that order, each between two health checks."""
     hits = [
@@ -70,7 +66,7 @@ def rolled_in_order(result: RunResult, kind: str, expected: list[str]) -> None:
 
 
 def never_two_controlplanes_at_once(result: RunResult, config: Config) -> None:
-    cps = set(names(config, "controlplane"))
+    cps = set(node_values(config, "controlplane"))
     reboots = [i for i, e in enumerate(result.events) if e[0] == "reboot" and e[1] in cps]
     for first, second in itertools.pairwise(reboots):
         assert ("health",) in result.events[first + 1 : second], result.events[first : second + 1]
@@ -98,8 +94,8 @@ def test_a_config_change_is_staged_then_rolled_node_by_node(created: Any) -> Non
     result = sim.up(edited(config, lambda c: c["network"]["nameservers"].append("8.8.8.8")))
     assert result.error is None, result.error
     assert result.of("apply") == []  # nothing applied in a mode that reboots by itself
-    assert {e[1] for e in result.of("stage")} == set(names(config))
-    order = names(config, "controlplane") + names(config, "worker")
+    assert {e[1] for e in result.of("stage")} == set(node_values(config))
+    order = node_values(config, "controlplane") + node_values(config, "worker")
     reboots = [e[1] for e in result.events if e[0] == "reboot"]
     assert reboots == order
     never_two_controlplanes_at_once(result, config)
@@ -109,11 +105,15 @@ def test_a_config_change_is_staged_then_rolled_node_by_node(created: Any) -> Non
 
 def test_a_talos_bump_upgrades_node_by_node_after_a_snapshot(created: Any) -> None:
     sim, config = created
-    already = names(config)[-1]  # e.g. upgraded by hand after a failed run
+    already = node_values(config)[-1]  # e.g. upgraded by hand after a failed run
     sim.world.machines[already].version = "v1.12.5"
     result = sim.up(edited(config, lambda c: c["cluster"].update(talosVersion="v1.12.5")))
     assert result.error is None, result.error
-    expected = [n for n in names(config, "controlplane") + names(config, "worker") if n != already]
+    expected = [
+        n
+        for n in node_values(config, "controlplane") + node_values(config, "worker")
+        if n != already
+    ]
     rolled_in_order(result, "upgrade", expected)
     assert ("skip", already) in result.events
     if not expected:  # a single node already at the target: nothing to do, not even a snapshot
@@ -154,7 +154,7 @@ def test_an_extension_change_alone_upgrades_every_node(created: Any) -> None:
     assert all(m.image != target for m in sim.world.machines.values())
     result = sim.up(changed)
     assert result.error is None, result.error
-    order = names(config, "controlplane") + names(config, "worker")
+    order = node_values(config, "controlplane") + node_values(config, "worker")
     rolled_in_order(result, "upgrade", order)
     assert result.of("skip") == []
     snapshot = result.events.index(("etcd-snapshot", "talos-cp-1"))
@@ -171,13 +171,17 @@ def test_a_node_already_running_the_target_image_is_skipped(created: Any) -> Non
     sim, config = created
     changed = edited(config, _more_extensions)
     target = planned_image(sim, changed)
-    already = names(config)[-1]
+    already = node_values(config)[-1]
     machine = sim.world.machines[already]
     machine.image, machine.schematic = target, schematic_of(target)
     result = sim.up(changed)
     assert result.error is None, result.error
     assert ("skip", already) in result.events
-    expected = [n for n in names(config, "controlplane") + names(config, "worker") if n != already]
+    expected = [
+        n
+        for n in node_values(config, "controlplane") + node_values(config, "worker")
+        if n != already
+    ]
     rolled_in_order(result, "upgrade", expected)
     assert [e[1] for e in result.of("skip")] == [already]
     if not expected:  # a single node already at the target: nothing to do, not even a snapshot
@@ -340,7 +344,7 @@ def test_adding_a_worker_touches_only_that_node(created: Any) -> None:
     # workloads once there is a worker (allowSchedulingOnControlPlanes, cluster/patches.py).
     restaged = [e[1] for e in result.of("stage") if e[1] != "talos-worker-9"]
     assert [e[1] for e in result.of("reboot")] == restaged
-    assert restaged == ([] if len(names(config)) > 1 else ["talos-cp-1"])
+    assert restaged == ([] if len(node_values(config)) > 1 else ["talos-cp-1"])
     assert result.events[-1] == ("health",)  # the health step guards the node set
 
 
@@ -366,7 +370,7 @@ def test_removing_a_worker_drains_and_resets_it_before_its_vm_goes(created: Any)
 
 def test_removing_control_planes_leaves_etcd_one_at_a_time(created: Any) -> None:
     sim, config = created
-    if len(names(config, "controlplane")) == 1:
+    if len(node_values(config, "controlplane")) == 1:
         result = sim.up(edited(config, lambda c: c["nodes"].pop(0)))
         assert "homelab:nodes" in str(result.error)
         assert result.events == []
@@ -388,7 +392,7 @@ def test_removing_control_planes_leaves_etcd_one_at_a_time(created: Any) -> None
 def test_a_configured_node_kubernetes_does_not_know_stops_the_roll(created: Any) -> None:
     """The gates list the configured nodes too: a node Kubernetes lost is not rolled past."""
     sim, config = created
-    sim.world.machines[names(config)[-1]].node_object = False
+    sim.world.machines[node_values(config)[-1]].node_object = False
     result = sim.up(edited(config, lambda c: c["network"]["nameservers"].append("8.8.8.8")))
     assert "cluster not healthy" in str(result.error)
     assert result.of("reboot") == []
@@ -403,7 +407,7 @@ def test_a_vm_resize_is_rolled_by_proxmox_restarts(created: Any) -> None:
 
     result = sim.up(edited(config, resize))
     assert result.error is None, result.error
-    order = names(config, "controlplane") + names(config, "worker")
+    order = node_values(config, "controlplane") + node_values(config, "worker")
     reboots = [e for e in result.events if e[0] == "reboot"]
     assert reboots == [("reboot", n, "vm-restart") for n in order]
     rolled_in_order(result, "reboot", order)
@@ -413,7 +417,7 @@ def test_a_vm_resize_is_rolled_by_proxmox_restarts(created: Any) -> None:
 
 def test_a_run_while_a_node_is_down_does_not_wait_on_health(created: Any) -> None:
     sim, config = created
-    sim.world.machines[names(config)[-1]].down = True
+    sim.world.machines[node_values(config)[-1]].down = True
     result = sim.up(config)
     assert (result.error, result.changed(), result.events) == (None, {}, [])
 
@@ -421,7 +425,7 @@ def test_a_run_while_a_node_is_down_does_not_wait_on_health(created: Any) -> Non
 def test_replacing_the_first_control_planes_vm(created: Any) -> None:
     """A lone control plane's new VM is bootstrapped again; with several, it joins their etcd."""
     sim, config = created
-    alone = len(names(config, "controlplane")) == 1
+    alone = len(node_values(config, "controlplane")) == 1
     result = sim.up(config, replace=["talos-cp-1"])
     assert result.error is None, result.error
     assert result.op(BOOTSTRAP, "bootstrap") == ("replace" if alone else "same")

@@ -10,23 +10,18 @@ from typing import Any
 import pytest
 
 from harness.engine import ProgramRun
-from harness.environment import committed_config, ha_config
+from harness.environment import committed_config, ha_config, node_values
 from harness.lifecycle import Lifecycle
-from harness.tokens import APPLY, BOOTSTRAP, COMMAND, SECRETS
-from tests.real_sops import workdir_fixture  # noqa: F401  (fixture)
+from harness.tokens import APPLY, BOOTSTRAP, CLIENT_CONFIGURATION, COMMAND, SECRETS
 from tests.test_restore import snapshot
 from tests.test_secrets_escrow import run_escrow_command
 
-CLIENT_CONFIGURATION = "talos:client/getConfiguration:getConfiguration"
 Config = dict[str, Any]
 
 
 @pytest.fixture(params=["single-node", "3cp-2w"])
 def layout(request: pytest.FixtureRequest) -> Config:
     return committed_config() if request.param == "single-node" else ha_config()
-
-
-ROLES = ("controlplane", "worker")
 
 
 def client_ca(program: ProgramRun | None) -> set[str]:
@@ -68,7 +63,7 @@ def test_a_lost_cluster_is_rebuilt_from_the_escrow_and_a_snapshot(
     assert result.op(SECRETS, "machine-secrets") == "import"
     assert client_ca(result.program) == original_ca
     # etcd recovered once, after every control plane waits in Preparing; never bootstrapped.
-    controlplanes = [n["name"] for n in layout["nodes"] if n["role"] == "controlplane"]
+    controlplanes = node_values(layout, "controlplane")
     assert result.op(BOOTSTRAP, "bootstrap") == "absent"
     assert result.of("bootstrap") == []
     (recovery,) = result.of("bootstrap-recover")
@@ -79,8 +74,9 @@ def test_a_lost_cluster_is_rebuilt_from_the_escrow_and_a_snapshot(
     # Day two follows the recovery as it follows a bootstrap: the health gate passes.
     assert ("health",) in result.events[at:]
     # And the rebuilt cluster passes the strict health check on exactly the configured nodes.
-    ips = {role: [n["ip"] for n in layout["nodes"] if n["role"] == role] for role in ROLES}
-    second.world.check_health(ips["controlplane"], ips["worker"])
+    second.world.check_health(
+        node_values(layout, "controlplane", "ip"), node_values(layout, "worker", "ip")
+    )
 
     # The next runs, restore settings still in place, never recover again.
     again = second.up(restored(layout, snap))

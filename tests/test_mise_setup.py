@@ -5,36 +5,27 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import tomllib
 from pathlib import Path
 
-from harness.engine import PROJECT_ROOT
-
-
-def _setup_script() -> str:
-    tasks = tomllib.loads((PROJECT_ROOT / ".mise.toml").read_text())["tasks"]
-    return tasks["setup"]["run"]
+from tests.mise import task_script
+from tests.stubs import stub_path
 
 
 def _run_setup(directory: Path, stack_file: str) -> subprocess.CompletedProcess[str]:
     """The task's script under bash, with the tools it calls stood in by no-ops (mise, uv,
     lefthook and pulumi are not what is under test)."""
-    bin_dir = directory / "bin"
-    bin_dir.mkdir()
-    for tool in ("mise", "uv", "lefthook", "pulumi"):
-        stub = bin_dir / tool
-        stub.write_text("#!/bin/sh\nexit 0\n")
-        stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    no_ops = {tool: "#!/bin/sh\nexit 0\n" for tool in ("mise", "uv", "lefthook", "pulumi")}
+    path = stub_path(directory / "bin", no_ops, os.environ["PATH"])
     (directory / "Pulumi.homelab.yaml").write_text(stack_file)
     env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PATH": path,
         "PULUMI_BACKEND_URL": f"file://{directory}/state",
         "PULUMI_CONFIG_PASSPHRASE_FILE": str(directory / ".pulumi-passphrase"),
         "SOPS_AGE_KEY_FILE": str(directory / ".age-key.txt"),
         "HOME": str(directory),
     }
     return subprocess.run(
-        ["bash", "-c", _setup_script()],
+        ["bash", "-c", task_script("setup")],
         cwd=directory,
         env=env,
         capture_output=True,

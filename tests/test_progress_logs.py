@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 from gitops.layers import LAYERS
-from harness.engine import LogEntry, ProgramRun, run_program
+from harness.engine import LogEntry, Program, ProgramRun
 from harness.environment import committed_config, ha_config
 from harness.tokens import COMMAND, DEPLOY_KEY, GIT_REPOSITORY, KUSTOMIZATION
-
-Program = Callable[..., ProgramRun]
 
 
 @pytest.fixture(params=["single-node", "3cp-2w"])
@@ -62,11 +57,9 @@ def test_the_deploy_key_is_printed_once_on_a_line_of_its_own(run: ProgramRun) ->
     assert entry.message.splitlines()[-1] == public_key
 
 
-def test_a_preview_waits_for_nothing_and_prints_no_deploy_key(
-    sops: Path, secrets_file: Path, age_key: Path
-) -> None:
+def test_a_preview_waits_for_nothing_and_prints_no_deploy_key(program: Program) -> None:
     """`pulumi up` previews, then updates: the key the preview knows from state is not repeated."""
-    run = run_program({**committed_config(), "secretsFile": str(secrets_file)}, preview=True)
+    run = program(committed_config(), preview=True)
     public_key = run.outputs["deployKeyPublic"].strip()
     info = [entry.message for entry in run.logs if entry.severity == "INFO"]
     assert not [message for message in info if public_key in message or "Waiting" in message]

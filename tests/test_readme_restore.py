@@ -14,10 +14,8 @@ import os
 import re
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +25,14 @@ import yaml
 
 from cluster import steps
 from harness.engine import PROJECT_ROOT
-from harness.environment import ProgramEnvironment, ha_config
+from harness.environment import ProgramEnvironment, ha_config, node_values
 from harness.lifecycle import Lifecycle, RunResult
 from harness.tokens import BOOTSTRAP, DEPLOY_KEY, KUSTOMIZATION, SECRET, SECRETS
 from settings.backup import SNAPSHOT_SUFFIXES
 from settings.escrow import ADOPT_DIR
-from tests.real_sops import decrypt, encrypt, workdir_fixture  # noqa: F401  (fixture)
+from tests.mise import mise, task_script
+from tests.real_sops import decrypt, encrypt
+from tests.stubs import stub_path
 from tests.test_lifecycle_restore import client_ca
 from tests.test_restore import run_step
 from tests.test_secrets_escrow import other_bundle, run_escrow_command
@@ -70,18 +70,6 @@ def restore_steps() -> list[str]:
 
 def code_spans(text: str) -> list[str]:
     return re.findall(r"`([^`]+)`", text)
-
-
-def mise() -> dict[str, Any]:
-    return tomllib.loads((PROJECT_ROOT / ".mise.toml").read_text())
-
-
-def task_script(name: str) -> str:
-    run = mise()["tasks"][name]["run"]
-    assert isinstance(run, str), f"task {name} is not one script"
-    # Run strings are Tera templates: the ones run here carry no template syntax.
-    assert "{{" not in run and "{%" not in run, name
-    return run
 
 
 def mise_runs(span: str) -> list[list[str]]:
@@ -138,8 +126,7 @@ def run_task(
     bin_dir = workdir / "fakebin-pulumi"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "outputs.yaml").write_text(yaml.safe_dump(outputs))
-    fake = bin_dir / "pulumi"
-    fake.write_text(
+    fake = (
         f"#!{sys.executable}\n"
         "import sys, yaml\n"
         "args = sys.argv[1:]\n"
@@ -147,10 +134,9 @@ def run_task(
         f"outputs = yaml.safe_load(open({str(bin_dir / 'outputs.yaml')!r}))\n"
         "sys.stdout.write(outputs[args[-1]])\n"
     )
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     return subprocess.run(
         ["/bin/bash", "-c", task_script(name)],
-        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{environment.path()}"},
+        env={**os.environ, "PATH": stub_path(bin_dir, {"pulumi": fake}, environment.path())},
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -192,15 +178,13 @@ def pre_upgrade_snapshot(workdir: Path, content: bytes) -> Path:
     bin_dir = workdir / "fakebin-snapshot"
     bin_dir.mkdir()
     (bin_dir / "etcd.db").write_bytes(content)
-    fake = bin_dir / "talosctl"
-    fake.write_text(f'#!/bin/sh\n[ "$7 $8" = "etcd snapshot" ] && cp "{bin_dir}/etcd.db" "$9"\n')
-    fake.chmod(0o755)
+    fake = f'#!/bin/sh\n[ "$7 $8" = "etcd snapshot" ] && cp "{bin_dir}/etcd.db" "$9"\n'
     result = subprocess.run(
         ["/bin/bash", "-c", steps.script(*steps.etcd_snapshot("10.0.0.1"))],
         input="Y29udGV4dDogaG9tZWxhYgo=\n\n\n",
         env={
             **os.environ,
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PATH": stub_path(bin_dir, {"talosctl": fake}, os.environ["PATH"]),
             "TALOS_VERSION": "v1.12.4",
         },
         cwd=workdir,
@@ -301,9 +285,9 @@ def assert_restored(walk: Walk, restored: RunResult, local: Path) -> None:
     # The VMs are created (with the old IDs: step 2), configured, and etcd is recovered, not
     # bootstrapped: after etcd waits in Preparing on every control plane, once, on the first.
     assert program.outputs["vmIds"] == created.outputs["vmIds"]
-    nodes = ha_config()["nodes"]
-    assert sorted(e[1] for e in restored.of("vm-create")) == sorted(n["name"] for n in nodes)
-    controlplanes = [n["name"] for n in nodes if n["role"] == "controlplane"]
+    ha = ha_config()
+    assert sorted(e[1] for e in restored.of("vm-create")) == sorted(node_values(ha))
+    controlplanes = node_values(ha, "controlplane")
     assert restored.op(BOOTSTRAP, "bootstrap") == "absent" and restored.of("bootstrap") == []
     (recovery,) = restored.of("bootstrap-recover")
     assert recovery == ("bootstrap-recover", controlplanes[0])
@@ -313,8 +297,8 @@ def assert_restored(walk: Walk, restored: RunResult, local: Path) -> None:
     # Then the day-two steps and the health gate, and Flux gets its layers.
     assert ("health",) in restored.events[at:]
     walk.stack.world.check_health(
-        [n["ip"] for n in nodes if n["role"] == "controlplane"],
-        [n["ip"] for n in nodes if n["role"] == "worker"],
+        node_values(ha, "controlplane", "ip"),
+        node_values(ha, "worker", "ip"),
     )
     # The wildcard certificate is put back (the table: "on a rebuild (`adoptSecrets`)").
     assert restored.op(SECRET, "wildcard-certificate") == "create"

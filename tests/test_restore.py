@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import base64
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 from cluster import steps
 from harness.engine import plain_strings, run_program
-from harness.environment import ha_config
-from harness.tokens import APPLY, BOOTSTRAP, KUBECONFIG, SECRETS, VM
-from tests.real_sops import SOPS, encrypt, run, workdir_fixture  # noqa: F401  (fixture)
+from harness.environment import SOPS, ha_config
+from harness.tokens import APPLY, BOOTSTRAP, COMMAND, KUBECONFIG, SECRETS, VM
+from tests.real_sops import encrypt, run
+from tests.stubs import stub_path
 from tests.test_secrets_escrow import STATE_BUNDLE
-
-COMMAND = "command:local:Command"
 
 
 def snapshot(workdir: Path, content: bytes = b"etcd-snapshot-bytes") -> Path:
@@ -126,17 +124,18 @@ CONTROLPLANES = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
 
 def run_step(workdir: Path, snap: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     """Run the step's text as pulumi-command would: bash -c, the environment, stdin."""
-    bin_dir = workdir / "fakebin"
-    bin_dir.mkdir(exist_ok=True)
-    talosctl = bin_dir / "talosctl"
-    talosctl.write_text(FAKE_TALOSCTL.format(python=sys.executable))
-    talosctl.chmod(talosctl.stat().st_mode | stat.S_IEXEC)
-    # No waiting in a test: `sleep` is found here first.
-    (bin_dir / "sleep").write_text("#!/bin/sh\n")
-    (bin_dir / "sleep").chmod(0o755)
+    path = stub_path(
+        workdir / "fakebin",
+        {
+            "talosctl": FAKE_TALOSCTL.format(python=sys.executable),
+            # No waiting in a test: `sleep` is found here first.
+            "sleep": "#!/bin/sh\n",
+        },
+        f"{SOPS.parent}{os.pathsep}{os.environ['PATH']}",
+    )
     env = {
         **os.environ,
-        "PATH": f"{bin_dir}{os.pathsep}{SOPS.parent}{os.pathsep}{os.environ['PATH']}",
+        "PATH": path,
         "FAKE_LOG": str(workdir / "talosctl.log"),
         "RECOVER_SNAPSHOT": str(snap),
         **extra,

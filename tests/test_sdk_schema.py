@@ -17,9 +17,15 @@ from harness.sdk_schema import (
     invoke_declaration,
     resource_declaration,
 )
-from harness.tokens import APPLY, BOOTSTRAP, CONFIGMAP, HEALTH, PROXMOX_PROVIDER
+from harness.tokens import (
+    APPLY,
+    BOOTSTRAP,
+    CONFIGMAP,
+    HEALTH,
+    MACHINE_CONFIGURATION,
+    PROXMOX_PROVIDER,
+)
 
-GET_CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
 # The Secrets output exactly as the provider names it (the mock answers with the wire shape).
 MACHINE_SECRETS = fake_machine_secrets()["machineSecrets"]
 
@@ -32,7 +38,7 @@ def test_resource_inputs_come_from_the_registered_class_args() -> None:
 
 
 def test_invoke_arguments_come_from_the_function_that_sends_the_token() -> None:
-    declaration = invoke_declaration(GET_CONFIGURATION)
+    declaration = invoke_declaration(MACHINE_CONFIGURATION)
     assert declaration.owner.startswith("pulumiverse_talos.machine.get_configuration.")
     assert {"clusterName", "machineSecrets", "talosVersion"} <= set(declaration.properties)
     # A token whose Python module is spelled differently (imageFactory -> imagefactory).
@@ -40,7 +46,9 @@ def test_invoke_arguments_come_from_the_function_that_sends_the_token() -> None:
 
 
 def test_camel_case_at_every_depth_passes() -> None:
-    assert check({"machineSecrets": MACHINE_SECRETS}, invoke_declaration(GET_CONFIGURATION)) == []
+    assert (
+        check({"machineSecrets": MACHINE_SECRETS}, invoke_declaration(MACHINE_CONFIGURATION)) == []
+    )
     applied = {
         "clientConfiguration": {"caCertificate": "a", "clientCertificate": "b", "clientKey": "c"},
         "timeouts": {"create": "30m", "update": "30m"},
@@ -52,7 +60,7 @@ def test_a_snake_case_key_is_found_at_its_depth() -> None:
     secrets = json.loads(json.dumps(MACHINE_SECRETS))
     secrets["secrets"] = {"bootstrap_token": "t", "secretboxEncryptionSecret": "s"}
     secrets["certs"]["k8s_aggregator"] = secrets["certs"].pop("k8sAggregator")
-    findings = check({"machineSecrets": secrets}, invoke_declaration(GET_CONFIGURATION))
+    findings = check({"machineSecrets": secrets}, invoke_declaration(MACHINE_CONFIGURATION))
     assert sorted(f.path for f in findings) == [
         "machineSecrets.certs.k8s_aggregator",
         "machineSecrets.secrets.bootstrap_token",

